@@ -1,0 +1,61 @@
+"""The base class of the plugin's multimodal models."""
+
+from __future__ import annotations
+
+import torch
+from recbole.model.abstract_recommender import GeneralRecommender
+from torch import nn
+
+from recbole_slmrec.data.features import DenseFeature, load_item_features
+from recbole_slmrec.model.graph import normalized_adjacency, to_torch_csr
+
+
+class MultiModalRecommender(GeneralRecommender):
+    """A RecBole general recommender that reads the dataset's multimodal item features.
+
+    On construction it loads every modality the dataset declares (``modalities`` in its YAML),
+    aligned to RecBole's item ids. Dense matrices become non-persistent buffers
+    ``<name>_feat`` (``n_items x d_m``; checkpoints do not carry them); word-id modalities get
+    a learnable bag-of-words embedding whose output has the declared width.
+
+    Attributes:
+        modalities: modality names, in declaration order.
+        modality_widths: input width ``d_m`` of each modality.
+    """
+
+    #: Whether dense features are L2-normalised per row once at load.
+    normalize_features = False
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.modalities: list[str] = []
+        self.modality_widths: dict[str, int] = {}
+        self.word_bags = nn.ModuleDict()
+        for feature in load_item_features(config, dataset):
+            self.modalities.append(feature.name)
+            self.modality_widths[feature.name] = feature.width
+            if isinstance(feature, DenseFeature):
+                matrix = torch.from_numpy(feature.matrix)
+                if self.normalize_features:
+                    matrix = nn.functional.normalize(matrix, p=2, dim=1)
+                self.register_buffer(f"{feature.name}_feat", matrix, persistent=False)
+            else:
+                self.register_buffer(f"{feature.name}_tokens", feature.tokens, persistent=False)
+                self.word_bags[feature.name] = nn.EmbeddingBag(
+                    feature.vocab_size, feature.width, mode="mean", padding_idx=0
+                )
+
+    def modality_input(self, name: str) -> torch.Tensor:
+        """The ``n_items x d_m`` input features of modality ``name``."""
+        if name in self.word_bags:
+            return self.word_bags[name](getattr(self, f"{name}_tokens"))
+        return getattr(self, f"{name}_feat")
+
+    def build_adjacency(self, dataset, adj_type: str = "pre") -> torch.Tensor:
+        """The normalised adjacency of ``dataset``'s interactions, as a sparse CSR tensor.
+
+        ``dataset`` is the training dataset the model is built with, so the graph never holds
+        validation or test interactions.
+        """
+        inter = dataset.inter_matrix(form="coo").astype("float32")
+        return to_torch_csr(normalized_adjacency(inter, self.n_users, self.n_items, adj_type))

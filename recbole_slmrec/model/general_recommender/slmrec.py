@@ -1,0 +1,239 @@
+"""SLMRec.
+
+Reference:
+    Zhulin Tao, Xiaohao Liu, Yewei Xia, Xiang Wang, Lifang Yang, Xianglin Huang and Tat-Seng
+    Chua. "Self-supervised Learning for Multimedia Recommendation." IEEE Transactions on
+    Multimedia, 2022. doi:10.1109/TMM.2022.3187556
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_slmrec.model.abstract import MultiModalRecommender
+from recbole_slmrec.model.graph import ADJ_TYPES, lightgcn_propagate
+from recbole_slmrec.model.losses import info_nce
+
+SSL_TASKS = ("FAC", "FD", "FM", "FD+FM", "none")
+FUSIONS = ("concat", "mean")
+SCORE_TYPES = ("dot", "cosine")
+
+
+def _check_choice(key: str, value: str, accepted: tuple[str, ...]) -> str:
+    if value not in accepted:
+        raise ValueError(f"`{key}` is {value!r}; accepted values: {', '.join(accepted)}")
+    return value
+
+
+class SLMRec(MultiModalRecommender):
+    r"""Self-supervised learning for multimedia recommendation.
+
+    An ID view and one view per modality are propagated over the training graph, LightGCN
+    style; every view starts from the same user embeddings and differs in its item half (the
+    ID embeddings, or the projected features of one modality). All views run as one sparse
+    product on the views stacked side by side. A user and an item layer fuse the views into
+    ``P`` (``n_users x d``) and ``Q`` (``n_items x d``). The main loss is in-batch InfoNCE on
+    cosine similarity; ``ssl_alpha`` weighs a self-supervised task: fine-and-coarse alignment
+    of the views (FAC), feature dropout (FD), feature masking (FM), or FD+FM.
+
+    Note:
+        The mean fusion layers are ``d -> d``: the reference kept the concat width and crashed.
+        Feature masking draws its two views from the views that exist: the reference drew from
+        a fixed range and could draw a missing view with one modality.
+        Word-id text is a learnable bag-of-words embedding: the reference averaged random word
+        vectors once at start-up, so they never learned.
+        Models are selected on the validation split: the reference stopped on the test set.
+        ``ssl_task: none`` (or ``ssl_alpha`` 0) trains the main loss alone, for ablations.
+    """
+
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+
+        # load parameters info
+        self.embedding_size = config["embedding_size"]
+        self.n_layers = config["n_layers"]
+        self.temp = config["temp"]
+        self.ssl_task = _check_choice("ssl_task", str(config["ssl_task"]), SSL_TASKS)
+        self.ssl_alpha = config["ssl_alpha"]
+        self.ssl_temp = config["ssl_temp"]
+        self.dropout_rate = config["dropout_rate"]
+        self.fusion = _check_choice("fusion", config["fusion"], FUSIONS)
+        self.score_type = _check_choice("score_type", config["score_type"], SCORE_TYPES)
+        self.adj_type = _check_choice("adj_type", config["adj_type"], ADJ_TYPES)
+        if not self.modalities:
+            raise ValueError(
+                "SLMRec needs at least one modality, but the dataset declares none: add a "
+                "`modalities` list to its YAML (see docs/DATA_FORMAT.md)"
+            )
+        self.n_views = len(self.modalities) + 1
+        d = self.embedding_size
+
+        # define layers
+        self.user_embedding = nn.Embedding(self.n_users, d)
+        self.item_embedding = nn.Embedding(self.n_items, d)
+        self.projections = nn.ModuleDict(
+            {name: nn.Linear(self.modality_widths[name], d) for name in self.modalities}
+        )
+        fused_width = self.n_views * d if self.fusion == "concat" else d
+        self.user_fusion = nn.Linear(fused_width, d)
+        self.item_fusion = nn.Linear(fused_width, d)
+
+        # the FAC chain: stage s aligns g_s(x_{s-1}) (x_0 the ID view) with h_s(modality s)
+        widths = [d if stage < 2 else d // 2 for stage in range(len(self.modalities))]
+        inputs = [d] + widths[:-1]
+        self.fac_id_heads = nn.ModuleList(nn.Linear(i, w) for i, w in zip(inputs, widths))
+        self.fac_modality_heads = nn.ModuleList(nn.Linear(d, w) for w in widths)
+
+        # the graph of the training interactions
+        self.register_buffer(
+            "norm_adj", self.build_adjacency(dataset, self.adj_type), persistent=False
+        )
+
+        # the inference cache, filled lazily by full_sort_predict
+        self.restore_user_e = None
+        self.restore_item_e = None
+        self.other_parameter_name = ["restore_user_e", "restore_item_e"]
+
+        # parameters initialization
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform weights and zero biases for every layer; clears the cache."""
+        nn.init.xavier_uniform_(self.user_embedding.weight)
+        nn.init.xavier_uniform_(self.item_embedding.weight)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.EmbeddingBag):
+                nn.init.xavier_uniform_(module.weight)
+                with torch.no_grad():
+                    module.weight[0].zero_()
+        self.restore_user_e = None
+        self.restore_item_e = None
+
+    def item_views(self) -> list[torch.Tensor]:
+        """The layer-0 item half of every view: ``[E_i, H_m1, H_m2, ...]``, each ``n_items x d``."""
+        views = [self.item_embedding.weight]
+        for name in self.modalities:
+            views.append(self.projections[name](self.modality_input(name)))
+        return views
+
+    def propagate_views(
+        self, masked_view: int | None = None, dropout: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Propagate all views in one sparse pass and read them out.
+
+        Args:
+            masked_view: index of a view (0 the ID view) whose item half starts as zeros.
+            dropout: dropout on each layer's output (feature dropout).
+
+        Returns:
+            ``(zu, zi)`` of shapes ``n_users x V x d`` and ``n_items x V x d``.
+        """
+        items = self.item_views()
+        if masked_view is not None:
+            items[masked_view] = torch.zeros_like(items[masked_view])
+        users = self.user_embedding.weight.repeat(1, self.n_views)
+        ego = torch.cat([users, torch.cat(items, dim=1)], dim=0)
+        out = lightgcn_propagate(
+            self.norm_adj, ego, self.n_layers, symmetric=self.adj_type == "pre", dropout=dropout
+        )
+        zu, zi = torch.split(out, [self.n_users, self.n_items])
+        d = self.embedding_size
+        return zu.view(self.n_users, self.n_views, d), zi.view(self.n_items, self.n_views, d)
+
+    def fuse(self, zu: torch.Tensor, zi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fuse the views: ``(n_users x V x d, n_items x V x d) -> (P, Q)``."""
+        if self.fusion == "concat":
+            return self.user_fusion(zu.flatten(1)), self.item_fusion(zi.flatten(1))
+        return self.user_fusion(zu.mean(dim=1)), self.item_fusion(zi.mean(dim=1))
+
+    def forward(
+        self, masked_view: int | None = None, dropout: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The final representations.
+
+        Returns:
+            ``P`` (``n_users x d``), ``Q`` (``n_items x d``) and the item view read-outs
+            ``zi`` (``n_items x V x d``).
+        """
+        zu, zi = self.propagate_views(masked_view, dropout)
+        user_e, item_e = self.fuse(zu, zi)
+        return user_e, item_e, zi
+
+    def fac_loss(self, zi: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Fine-and-coarse alignment over the batch's positive items (raw dot logits)."""
+        x = zi[items, 0]
+        loss = zi.new_zeros(())
+        for stage, (id_head, modality_head) in enumerate(
+            zip(self.fac_id_heads, self.fac_modality_heads)
+        ):
+            x = id_head(x)
+            y = modality_head(zi[items, stage + 1])
+            loss = loss + info_nce(x, y, self.ssl_temp)
+        return loss
+
+    def _pair_loss(self, first, second, users, items) -> torch.Tensor:
+        u1, u2 = F.normalize(first[0][users], dim=1), F.normalize(second[0][users], dim=1)
+        i1, i2 = F.normalize(first[1][items], dim=1), F.normalize(second[1][items], dim=1)
+        return info_nce(u1, u2, self.ssl_temp) + info_nce(i1, i2, self.ssl_temp)
+
+    def draw_masked_views(self) -> tuple[int, int]:
+        """Two different views, drawn uniformly among the ``V`` views (ID included)."""
+        first, second = torch.randperm(self.n_views)[:2].tolist()
+        return first, second
+
+    def ssl_loss(self, zi, users, items) -> torch.Tensor:
+        """The self-supervised loss of ``ssl_task`` for a batch."""
+        if self.ssl_task == "FAC":
+            return self.fac_loss(zi, items)
+        if self.ssl_task == "FD":
+            first = self.forward(dropout=self.dropout_rate)
+            second = self.forward(dropout=self.dropout_rate)
+            return self._pair_loss(first, second, users, items)
+        dropout = self.dropout_rate if self.ssl_task == "FD+FM" else 0.0
+        view_a, view_b = self.draw_masked_views()
+        first = self.forward(masked_view=view_a, dropout=dropout)
+        second = self.forward(masked_view=view_b, dropout=dropout)
+        return self._pair_loss(first, second, users, items)
+
+    def calculate_loss(self, interaction):
+        # the weights are about to change: the inference cache is stale
+        self.restore_user_e = None
+        self.restore_item_e = None
+
+        users = interaction[self.USER_ID]
+        items = interaction[self.ITEM_ID]
+        user_e, item_e, zi = self.forward()
+
+        # in-batch InfoNCE on cosine similarity
+        loss = info_nce(
+            F.normalize(user_e[users], dim=1), F.normalize(item_e[items], dim=1), self.temp
+        )
+        if self.ssl_task != "none" and self.ssl_alpha > 0:
+            loss = loss + self.ssl_alpha * self.ssl_loss(zi, users, items)
+        return loss
+
+    def _inference_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.restore_user_e is None or self.restore_item_e is None:
+            user_e, item_e, _ = self.forward()
+            if self.score_type == "cosine":
+                user_e, item_e = F.normalize(user_e, dim=1), F.normalize(item_e, dim=1)
+            self.restore_user_e, self.restore_item_e = user_e.detach(), item_e.detach()
+        return self.restore_user_e, self.restore_item_e
+
+    def predict(self, interaction):
+        user_e, item_e = self._inference_embeddings()
+        users = interaction[self.USER_ID]
+        items = interaction[self.ITEM_ID]
+        return (user_e[users] * item_e[items]).sum(dim=1)
+
+    def full_sort_predict(self, interaction):
+        user_e, item_e = self._inference_embeddings()
+        return (user_e[interaction[self.USER_ID]] @ item_e.T).view(-1)
