@@ -10,7 +10,11 @@ instead of training on wrong data:
 * RecBole's LightGCN, NGCF and NCL call ``scipy.sparse.dok_matrix._update``, which scipy 1.12
   removed. :func:`check_environment` refuses to run those models without it.
 * pandas 3 copy-on-write turns RecBole's in-place ``fillna`` on a column into a silent no-op,
-  leaving NaN in float fields. :func:`check_environment` refuses pandas 3 or later.
+  leaving NaN in float fields. :func:`check_environment` refuses pandas 3 or later, and
+  :func:`silence_known_warnings` hides pandas 2's warning about it.
+* Importing RecBole's sequential models runs ``torch.autograd.set_detect_anomaly(True)`` (in
+  SINE's module), which slows every later backward pass several times over.
+  :func:`disable_stray_anomaly_detection` turns it off again, with a warning, for other models.
 * torch 2.6 and later load checkpoints with ``weights_only=True`` by default, and RecBole stores
   its ``Config`` object (full pickle) in every checkpoint. :func:`checkpoint_state` builds a
   checkpoint of plain types only, and :func:`load_checkpoint` always reads with
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import enum
 import os
+import warnings
+from logging import getLogger
 from typing import Any
 
 import pandas as pd
@@ -57,6 +63,35 @@ def check_environment(model_name: str) -> None:
             f"{sp.__version__ if hasattr(sp, '__version__') else ''} no longer has; {hint} "
             "(scipy<1.12)."
         )
+
+
+def disable_stray_anomaly_detection(model_name: str) -> None:
+    """Undo the global anomaly detection that importing RecBole's SINE module turns on.
+
+    Args:
+        model_name: the model about to run; SINE itself keeps the setting it asked for.
+    """
+    if model_name != "SINE" and torch.is_anomaly_enabled():
+        torch.autograd.set_detect_anomaly(False)
+        getLogger(__name__).warning(
+            "RecBole's sequential_recommender package turned on autograd anomaly detection "
+            f"(recbole/model/sequential_recommender/sine.py); turned off again for {model_name}."
+        )
+
+
+def silence_known_warnings() -> None:
+    """Hide two warnings that RecBole 1.2.1 raises on every run under the pinned set.
+
+    pandas 2.2 warns that RecBole's in-place ``fillna`` will stop working in pandas 3 (it still
+    works in 2.x, and :func:`check_environment` refuses 3.x), and torch warns that RecBole
+    builds its ``GradScaler`` through a deprecated alias. Only these messages are filtered.
+    """
+    warnings.filterwarnings(
+        "ignore", message="A value is trying to be set on a copy", category=FutureWarning
+    )
+    warnings.filterwarnings(
+        "ignore", message=r"`torch.cuda.amp.GradScaler\(args...\)` is deprecated"
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import init_logger, init_seed, set_color
 
-from recbole_slmrec.compat import check_environment
+from recbole_slmrec.compat import check_environment, silence_known_warnings
 from recbole_slmrec.config import Config
 from recbole_slmrec.data.demo import DEMO_DATASETS, prepare_demo
 from recbole_slmrec.trainer import get_trainer
@@ -85,6 +85,7 @@ def run(
         ``test_result``, ``best_epoch``, ``history`` (per-epoch losses, times and validation
         results), ``model_file`` and ``config`` (the final configuration).
     """
+    silence_known_warnings()
     config = Config(model, dataset, config_file_list, config_dict, cmd_args)
     if build_missing_demo(config):
         # read again, now with the YAML that the new dataset folder carries

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from logging import getLogger
 
+import recbole.model
+
+from recbole_slmrec.compat import disable_stray_anomaly_detection
+
 PLUGIN_FAMILIES = ("general_recommender",)
+RECBOLE_MODEL_DIR = os.path.dirname(os.path.abspath(recbole.model.__file__))
 RECBOLE_FAMILIES = (
     "general_recommender",
     "context_aware_recommender",
@@ -31,17 +37,13 @@ def _plugin_model(name: str) -> type | None:
 
 
 def _recbole_model(name: str) -> type | None:
+    # Look for the file first: importing a family package imports every model in it, and
+    # some of them have side effects (SINE turns on autograd anomaly detection globally).
     for family in RECBOLE_FAMILIES:
-        module_path = f"recbole.model.{family}.{name.lower()}"
-        try:
-            found = importlib.util.find_spec(module_path) is not None
-        except ModuleNotFoundError:
-            # RecBole's exlib family imports xgboost and lightgbm, which are optional
-            continue
-        if found:
-            module = importlib.import_module(module_path)
-            if hasattr(module, name):
-                return getattr(module, name)
+        if os.path.isfile(os.path.join(RECBOLE_MODEL_DIR, family, f"{name.lower()}.py")):
+            module = importlib.import_module(f"recbole.model.{family}.{name.lower()}")
+            disable_stray_anomaly_detection(name)
+            return getattr(module, name, None)
     return None
 
 

@@ -18,6 +18,6 @@ def info_nce(anchor: torch.Tensor, positive: torch.Tensor, temperature: float) -
     Returns:
         The mean cross-entropy with the diagonal as targets (a scalar).
     """
-    logits = anchor @ positive.T / temperature
+    logits = (anchor / temperature) @ positive.T
     targets = torch.arange(anchor.shape[0], device=anchor.device)
     return F.cross_entropy(logits, targets)

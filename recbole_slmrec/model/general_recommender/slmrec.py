@@ -50,6 +50,7 @@ class SLMRec(MultiModalRecommender):
     """
 
     input_type = InputType.POINTWISE
+    normalize_features = True
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
