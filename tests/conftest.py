@@ -14,7 +14,7 @@ def write_dataset(
     root: Path,
     name: str = "tiny",
     n_users: int = 12,
-    n_items: int = 15,
+    n_items: int = 30,
     dense: dict[str, int] | None = None,
     words: bool = False,
     seed: int = 0,

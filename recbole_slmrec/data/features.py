@@ -21,6 +21,7 @@ from logging import getLogger
 
 import numpy as np
 import torch
+from recbole.utils import FeatureType
 
 SOURCES = ("dense", "token_seq")
 MISSING_POLICIES = ("error", "zero")
@@ -193,7 +194,12 @@ def _load_dense(modality: Modality, data_dir: str, dataset) -> DenseFeature:
     path = modality.file if os.path.isabs(modality.file) else os.path.join(data_dir, modality.file)
     if not os.path.isfile(path):
         raise FeatureError(f"modality {modality.name}: feature file {path} does not exist")
-    matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+    try:
+        matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as error:
+        raise FeatureError(
+            f"{path}: not a plain numeric .npy matrix ({error}); feature files are never unpickled"
+        ) from error
     if matrix.ndim != 2 or matrix.dtype.kind != "f":
         raise FeatureError(
             f"{path}: expected a 2-D float matrix, got shape {matrix.shape} dtype {matrix.dtype}"
@@ -259,6 +265,19 @@ def _load_dense(modality: Modality, data_dir: str, dataset) -> DenseFeature:
     return DenseFeature(modality.name, aligned, int(len(missing_ids)))
 
 
+def _token_matrix(values) -> torch.Tensor | None:
+    """The ``n_items x max_len`` word ids of a token_seq column, as a tensor or a DataFrame."""
+    if isinstance(values, torch.Tensor):
+        return values.long() if values.dim() == 2 else None
+    sequences = [np.asarray(v, dtype=np.int64).ravel() for v in values]
+    if any(seq.dtype.kind != "i" for seq in sequences):
+        return None
+    tokens = torch.zeros(len(sequences), max([len(s) for s in sequences] + [1]), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        tokens[row, : len(seq)] = torch.from_numpy(seq)
+    return tokens
+
+
 def _load_tokens(modality: Modality, dataset) -> TokenFeature:
     field_name = modality.field
     item_feat = dataset.item_feat
@@ -268,12 +287,14 @@ def _load_tokens(modality: Modality, dataset) -> TokenFeature:
             f"add it to load_col.item and check {dataset.dataset_name}.item has a "
             f"`{field_name}:token_seq` column"
         )
-    values = item_feat[field_name]
-    if not isinstance(values, torch.Tensor) or values.dim() != 2:
+    tokens = None
+    if dataset.field2type.get(field_name) == FeatureType.TOKEN_SEQ:
+        tokens = _token_matrix(item_feat[field_name])
+    if tokens is None or tokens.shape[0] != dataset.item_num:
         raise FeatureError(
-            f"modality {modality.name}: field {field_name!r} must be a token_seq field"
+            f"modality {modality.name}: field {field_name!r} of {dataset.dataset_name}.item must "
+            "be a token_seq field"
         )
-    tokens = values.long()
     empty = np.flatnonzero((tokens[1:] == 0).all(dim=1).numpy()) + 1
     _handle_missing(modality, f"field {field_name}", empty, dataset)
     return TokenFeature(
