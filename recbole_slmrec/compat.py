@@ -41,6 +41,10 @@ class UnsupportedEnvironmentError(RuntimeError):
     """The installed dependency set is known to break RecBole."""
 
 
+def _has_dok_update() -> bool:
+    return hasattr(sp.dok_matrix, "_update")
+
+
 def check_environment(model_name: str) -> None:
     """Refuse to run ``model_name`` where a known breakage would corrupt it.
 
@@ -57,7 +61,7 @@ def check_environment(model_name: str) -> None:
             f"pandas {pd.__version__} is installed, but RecBole 1.2.1 fills missing float "
             f"values with an in-place fillna that pandas >= 3 ignores; {hint} (pandas<3)."
         )
-    if model_name in DOK_UPDATE_MODELS and not hasattr(sp.dok_matrix, "_update"):
+    if model_name in DOK_UPDATE_MODELS and not _has_dok_update():
         raise UnsupportedEnvironmentError(
             f"RecBole's {model_name} needs scipy.sparse.dok_matrix._update, which scipy "
             f"{sp.__version__ if hasattr(sp, '__version__') else ''} no longer has; {hint} "
@@ -131,8 +135,13 @@ def checkpoint_state(trainer: Any, epoch: int) -> dict[str, Any]:
 def save_checkpoint(state: dict[str, Any], path: str) -> None:
     """Write ``state`` to ``path`` through a temporary file, so no half-written file remains."""
     tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def load_checkpoint(path: str, device: torch.device | str = "cpu") -> dict[str, Any]:
