@@ -1,0 +1,280 @@
+"""One benchmark run: its specification, its stored record and its execution.
+
+A run is one training of one model variant with one seed. Its *specification* is everything
+that decides its result: the model, the variant's settings, the common overrides, the
+per-model configuration files (by content), the seed, the dataset and the budget. A finished
+run is stored as ``<output>/runs/<run id>.json``, written atomically; a later benchmark with
+the same specification reads that file instead of training again.
+
+Each run trains in a fresh process (``multiprocessing`` with the ``spawn`` start method), so
+that runs share no state and the peak resident memory of that process is the run's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import resource
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from logging import getLogger
+from time import perf_counter
+from typing import Any
+
+import torch
+
+from recbole_slmrec.quick_start import run
+
+RUN_FORMAT = 1
+VALID_METRIC = "recall@20"
+
+#: Keys that the benchmark sets for every run alike; a ``--key=value`` override may not set them.
+PROTOCOL = {
+    "reproducibility": True,
+    "metrics": ["Recall", "NDCG", "Precision"],
+    "topk": [10, 20],
+    "valid_metric": "Recall@20",
+    "valid_metric_bigger": True,
+}
+#: Keys that the benchmark derives from its own options.
+DERIVED_KEYS = ("seed", "epochs", "stopping_step", "data_path", "checkpoint_dir")
+#: Defaults below the common overrides: quiet runs unless asked otherwise.
+QUIET = {"show_progress": False}
+
+#: ``execute(spec, checkpoint_dir, log_file)`` trains one run and returns its result.
+Executor = Callable[[dict, str, str], dict]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class RunFailedError(RuntimeError):
+    """A run's process ended without a result."""
+
+
+def make_spec(
+    model: str,
+    dataset: str,
+    data_path: str,
+    seed: int,
+    epochs: int,
+    stopping_step: int,
+    overrides: dict[str, Any],
+    variant: dict[str, Any],
+    config_files: list[str],
+) -> dict[str, Any]:
+    """The specification of one run, as plain JSON types.
+
+    Args:
+        model: the model name.
+        dataset: the dataset name.
+        data_path: the absolute folder that holds the dataset folder.
+        seed: RecBole's ``seed``.
+        epochs: the epoch budget.
+        stopping_step: the early-stopping patience, in evaluations.
+        overrides: the common ``--key=value`` overrides.
+        variant: the variant's own settings (ablation settings, a learning rate).
+        config_files: the model's configuration files; their contents enter the key.
+
+    Returns:
+        A dict that equals itself after a JSON round trip.
+    """
+    files = []
+    for path in config_files:
+        with open(path, "rb") as f:
+            files.append({"path": path, "sha256": hashlib.sha256(f.read()).hexdigest()})
+    spec = {
+        "format": RUN_FORMAT,
+        "model": model,
+        "dataset": dataset,
+        "data_path": data_path,
+        "seed": seed,
+        "epochs": epochs,
+        "stopping_step": stopping_step,
+        "overrides": overrides,
+        "variant": variant,
+        "config_files": files,
+    }
+    return json.loads(json.dumps(spec))
+
+
+def run_config(spec: dict[str, Any], checkpoint_dir: str) -> dict[str, Any]:
+    """The ``config_dict`` of a run: quiet defaults, overrides, variant, then the protocol."""
+    return {
+        **QUIET,
+        **spec["overrides"],
+        **spec["variant"],
+        **PROTOCOL,
+        "seed": spec["seed"],
+        "epochs": spec["epochs"],
+        "stopping_step": spec["stopping_step"],
+        "data_path": spec["data_path"],
+        "checkpoint_dir": checkpoint_dir,
+    }
+
+
+def run_id(label: str, spec: dict[str, Any]) -> str:
+    """A file-name-safe id: the row label, the learning rate if set, the seed and a digest."""
+    digest = hashlib.sha256(
+        json.dumps(spec, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    ).hexdigest()[:12]
+    lr = spec["variant"].get("learning_rate")
+    name = _UNSAFE.sub("_", label).strip("_")
+    lr_part = f"-lr{lr:g}" if lr is not None else ""
+    return f"{name}{lr_part}-seed{spec['seed']}-{digest}"
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace``."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class RunStore:
+    """The folder of finished runs, one JSON record per run.
+
+    Args:
+        folder: ``<output>/runs``; created if missing.
+    """
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        os.makedirs(folder, exist_ok=True)
+
+    def path(self, rid: str) -> str:
+        """The record file of run ``rid``."""
+        return os.path.join(self.folder, f"{rid}.json")
+
+    def load(self, rid: str, spec: dict[str, Any]) -> dict[str, Any] | None:
+        """The stored record of run ``rid`` if it exists and has the same specification."""
+        path = self.path(rid)
+        if not os.path.isfile(path):
+            return None
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+        except (OSError, ValueError) as error:
+            getLogger().warning(f"Unreadable run file {path} ({error}); the run is done again")
+            return None
+        if record.get("spec") != spec or "result" not in record:
+            getLogger().warning(f"Run file {path} holds another run; the run is done again")
+            return None
+        return record
+
+    def save(self, rid: str, label: str, spec: dict[str, Any], result: dict[str, Any]) -> dict:
+        """Store a finished run; returns its record."""
+        record = {
+            "run_id": rid,
+            "label": label,
+            "spec": spec,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "result": result,
+        }
+        write_json_atomic(self.path(rid), record)
+        return record
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def train(spec: dict[str, Any], checkpoint_dir: str) -> dict[str, Any]:
+    """Train and test one run in this process with :func:`recbole_slmrec.quick_start.run`.
+
+    Args:
+        spec: the run's specification, from :func:`make_spec`.
+        checkpoint_dir: the folder of the run's checkpoint.
+
+    Returns:
+        The validation and test results at the best validation epoch, the best epoch, the
+        per-epoch history, the checkpoint file, the wall time of ``run`` (data loading,
+        training and test), this process's peak RSS, torch's thread count, the device and the
+        final configuration.
+    """
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    start = perf_counter()
+    result = run(
+        spec["model"],
+        spec["dataset"],
+        config_file_list=[file["path"] for file in spec["config_files"]] or None,
+        config_dict=run_config(spec, checkpoint_dir),
+        saved=True,
+    )
+    wall = perf_counter() - start
+    config = json.loads(json.dumps(dict(result["config"].final_config_dict), default=str))
+    return {
+        "best_valid_score": result["best_valid_score"],
+        "best_valid_result": result["best_valid_result"],
+        "test_result": result["test_result"],
+        "best_epoch": result["best_epoch"],
+        "history": result["history"],
+        "model_file": result["model_file"],
+        "wall_time_s": wall,
+        "peak_rss_mib": peak_rss_mib(),
+        "torch_threads": torch.get_num_threads(),
+        "device": config.get("device"),
+        "config": config,
+    }
+
+
+def _train_in_child(spec: dict, checkpoint_dir: str, log_file: str, result_file: str) -> None:
+    """Body of the spawned process: all output to ``log_file``, the result to ``result_file``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    # RecBole writes ./log and ./log_tensorboard: keep them beside the run logs
+    os.chdir(os.path.dirname(log_file))
+    write_json_atomic(result_file, train(spec, checkpoint_dir))
+
+
+def train_in_subprocess(spec: dict[str, Any], checkpoint_dir: str, log_file: str) -> dict:
+    """Train one run in a fresh spawned process and wait for it.
+
+    Args:
+        spec: the run's specification.
+        checkpoint_dir: the folder of the run's checkpoint.
+        log_file: receives everything the process prints, RecBole's log included.
+
+    Returns:
+        :func:`train`'s result, plus ``process_time_s``, the process's whole lifetime.
+
+    Raises:
+        RunFailedError: the process ended without a result (an exception, a crash, a kill).
+    """
+    result_file = f"{log_file}.result.json"
+    if os.path.exists(result_file):
+        os.remove(result_file)
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(
+        target=_train_in_child, args=(spec, checkpoint_dir, log_file, result_file)
+    )
+    start = perf_counter()
+    process.start()
+    try:
+        process.join()
+    except BaseException:
+        process.terminate()
+        process.join()
+        raise
+    elapsed = perf_counter() - start
+    if process.exitcode != 0 or not os.path.isfile(result_file):
+        raise RunFailedError(f"the run's process ended with exit code {process.exitcode}")
+    with open(result_file, encoding="utf-8") as f:
+        result = json.load(f)
+    os.remove(result_file)
+    result["process_time_s"] = elapsed
+    return result
