@@ -34,6 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config_files", default=None, help="space-separated YAML files, applied in order"
     )
+    group = parser.add_argument_group(
+        "several processes", "torch.distributed: NCCL with one GPU per process, else gloo on CPUs"
+    )
+    group.add_argument("--nproc", type=int, default=1, help="processes on this machine")
+    group.add_argument(
+        "--world_size", type=int, default=-1, help="processes on all machines (default nproc)"
+    )
+    group.add_argument("--ip", default="127.0.0.1", help="address of the machine of rank 0")
+    group.add_argument(
+        "--port", type=int, default=None, help="port of rank 0 (default: a free one, one machine)"
+    )
+    group.add_argument(
+        "--group_offset", type=int, default=0, help="global rank of this machine's first process"
+    )
     return parser
 
 
@@ -43,7 +57,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, overrides = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     config_files = args.config_files.split() if args.config_files else None
     try:
-        run(args.model, args.dataset, config_file_list=config_files, cmd_args=overrides)
+        run(
+            args.model,
+            args.dataset,
+            config_file_list=config_files,
+            cmd_args=overrides,
+            nproc=args.nproc,
+            world_size=args.world_size,
+            ip=args.ip,
+            port=args.port,
+            group_offset=args.group_offset,
+        )
     except USER_ERRORS as error:
         parser.exit(2, f"run_recbole: error: {error}\n")
     return 0

@@ -8,6 +8,7 @@ from logging import getLogger
 
 from recbole.config import Config as RecBoleConfig
 
+from recbole_slmrec.distributed import init_distributed_device
 from recbole_slmrec.utils import get_model
 
 PROPERTIES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "properties")
@@ -26,7 +27,8 @@ class Config(RecBoleConfig):
     ``properties/overall.yaml``, ``properties/model/<model>.yaml`` and
     ``properties/dataset/<dataset>.yaml``, and last the ``<dataset>.yaml`` inside the dataset
     folder. Config files, ``config_dict`` and command-line arguments override all of them, in
-    RecBole's order.
+    RecBole's order. A configuration holding ``local_rank`` joins a process group with NCCL on
+    GPUs or gloo on the CPU (:func:`~recbole_slmrec.distributed.init_distributed_device`).
 
     Args:
         model: a model name (plugin first, then RecBole) or class.
@@ -96,3 +98,9 @@ class Config(RecBoleConfig):
                 self.parameters["Dataset"] += [
                     key for key in loaded if key not in self.parameters["Dataset"]
                 ]
+
+    def _init_device(self):
+        if "local_rank" in self.final_config_dict:
+            init_distributed_device(self.final_config_dict)
+        else:
+            super()._init_device()

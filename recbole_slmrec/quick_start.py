@@ -8,11 +8,12 @@ from logging import getLogger
 from typing import Any
 
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import init_logger, init_seed, set_color
+from recbole.utils import init_seed, set_color
 
 from recbole_slmrec.compat import check_environment, silence_known_warnings
 from recbole_slmrec.config import Config
 from recbole_slmrec.data.demo import DEMO_DATASETS, prepare_demo
+from recbole_slmrec.distributed import init_process_logger, run_distributed
 from recbole_slmrec.trainer import get_trainer
 from recbole_slmrec.utils import get_model
 
@@ -60,6 +61,28 @@ def check_dataset(config: Config) -> None:
             )
 
 
+def prepare_config(
+    model: str | type,
+    dataset: str,
+    config_file_list: Sequence[str] | None = None,
+    config_dict: dict | None = None,
+    cmd_args: Sequence[str] | None = None,
+) -> Config:
+    """The configuration of a run, once a missing demo dataset is built and the files checked.
+
+    Raises:
+        DatasetNotFoundError: if the dataset's files do not exist.
+        UnsupportedEnvironmentError: if the installed libraries would break the model.
+    """
+    config = Config(model, dataset, config_file_list, config_dict, cmd_args)
+    if build_missing_demo(config):
+        # read again, now with the YAML that the new dataset folder carries
+        config = Config(model, dataset, config_file_list, config_dict, cmd_args)
+    check_environment(config["model"])
+    check_dataset(config)
+    return config
+
+
 def run(
     model: str | type,
     dataset: str,
@@ -67,10 +90,17 @@ def run(
     config_dict: dict | None = None,
     saved: bool = True,
     cmd_args: Sequence[str] | None = None,
+    nproc: int = 1,
+    world_size: int = -1,
+    ip: str = "127.0.0.1",
+    port: int | None = None,
+    group_offset: int = 0,
 ) -> dict[str, Any]:
     """Train ``model`` on ``dataset``, select on validation and evaluate on test.
 
-    The best validation epoch's weights are restored before the test evaluation.
+    The best validation epoch's weights are restored before the test evaluation. With
+    ``nproc > 1`` (or ``world_size > 1``) the run spawns one process per rank through
+    :func:`~recbole_slmrec.distributed.run_distributed` (see ``docs/DISTRIBUTED.md``).
 
     Args:
         model: a model name (the plugin's first, then RecBole's) or a model class.
@@ -79,23 +109,38 @@ def run(
         config_dict: parameter overrides.
         saved: whether to checkpoint the best model (needed to test at the best epoch).
         cmd_args: ``--key=value`` overrides, as from a command line.
+        nproc: processes on this machine.
+        world_size: processes on all machines; ``-1`` for ``nproc``.
+        ip: address of the machine of global rank 0.
+        port: its TCP port for the process group; ``None`` picks a free one (one machine).
+        group_offset: global rank of this machine's first process.
 
     Returns:
         A dict with ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``,
         ``test_result``, ``best_epoch``, ``history`` (per-epoch losses, times and validation
-        results), ``model_file`` and ``config`` (the final configuration).
+        results), ``model_file`` and ``config`` (the final configuration); with several
+        processes, rank 0's, plus ``rank_results`` (every local rank's metrics).
     """
     silence_known_warnings()
-    config = Config(model, dataset, config_file_list, config_dict, cmd_args)
-    if build_missing_demo(config):
-        # read again, now with the YAML that the new dataset folder carries
-        config = Config(model, dataset, config_file_list, config_dict, cmd_args)
+    if nproc > 1 or world_size > 1:
+        return run_distributed(
+            model,
+            dataset,
+            config_file_list,
+            config_dict,
+            saved,
+            cmd_args,
+            nproc=nproc,
+            world_size=world_size,
+            ip=ip,
+            port=port,
+            group_offset=group_offset,
+        )
+    config = prepare_config(model, dataset, config_file_list, config_dict, cmd_args)
     init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    init_process_logger(config)
     logger = getLogger()
     logger.info(config)
-    check_environment(config["model"])
-    check_dataset(config)
 
     # dataset filtering and splitting
     data = create_dataset(config)

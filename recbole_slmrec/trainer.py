@@ -10,6 +10,7 @@ from recbole.utils import get_trainer as recbole_get_trainer
 from recbole.utils import set_color
 
 from recbole_slmrec.compat import checkpoint_state, load_checkpoint, save_checkpoint
+from recbole_slmrec.distributed import barrier, broadcast_object, deferred_wrapping, wrap_model
 
 
 class PluginTrainerMixin:
@@ -18,10 +19,16 @@ class PluginTrainerMixin:
     * Checkpoints hold tensors and plain types, and are read with ``weights_only=True``.
     * ``history`` records, per epoch, the training loss and time and the validation result and
       time; ``best_epoch`` is the epoch whose weights the best checkpoint holds.
+    * With several processes, the model is wrapped for the CPU as well as for GPUs, every rank
+      uses rank 0's checkpoint file name, and ranks wait for that file before reading it.
     """
 
     def __init__(self, config, model):
-        super().__init__(config, model)
+        with deferred_wrapping(config):
+            super().__init__(config, model)
+        if not config["single_spec"]:
+            self.model, self.distributed_model = wrap_model(self.model, config)
+            self.saved_model_file = broadcast_object(self.saved_model_file, config)
         self.history: list[dict[str, Any]] = []
         self.best_epoch: int | None = None
 
@@ -73,6 +80,7 @@ class PluginTrainerMixin:
         if not eval_data:
             return None
         if load_best_model:
+            barrier(self.config)
             path = model_file or self.saved_model_file
             checkpoint = load_checkpoint(path, self.device)
             self.model.load_state_dict(checkpoint["state_dict"])
