@@ -150,7 +150,9 @@ def parse_modalities(config) -> list[Modality]:
         if not entry.get(key):
             raise FeatureError(f"{where} ({name}, {source}) needs the key `{key}`")
         width = entry.get("width")
-        if width is not None and (not isinstance(width, int) or width <= 0):
+        if width is not None and (
+            isinstance(width, bool) or not isinstance(width, int) or width <= 0
+        ):
             raise FeatureError(f"{where}.width is {width!r}; expected a positive integer")
         missing = entry.get("missing", default_policy)
         if missing not in MISSING_POLICIES:
@@ -163,25 +165,77 @@ def parse_modalities(config) -> list[Modality]:
     return modalities
 
 
-def _read_ids(path: str) -> list[str]:
+def _read_ids(path: str, matrix_path: str) -> list[str]:
+    """The item tokens of a ``.ids`` file, one per line.
+
+    A UTF-8 byte order mark, ``\r\n`` line ends and spaces or tabs around a token are
+    ignored; an empty line is an error, since it would leave its row without an item.
+    """
     if not os.path.isfile(path):
         raise FeatureError(
-            f"feature file {path[:-4]}.npy has no id column: {path} is missing. Every feature "
+            f"feature file {matrix_path} has no id column: {path} is missing. Every feature "
             "matrix needs a .ids file beside it, one item token per line, line r naming row r."
         )
-    with open(path, encoding="utf-8") as f:
-        return f.read().splitlines()
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise FeatureError(
+            f"{path}: line {line} is not UTF-8 (byte {raw[error.start]:#04x}); the .ids file "
+            "must be UTF-8 text"
+        ) from None
+    tokens = [line.strip() for line in text.splitlines()]
+    for number, token in enumerate(tokens, start=1):
+        if not token:
+            raise FeatureError(
+                f"{path}: line {number} is empty; every line names the item of the matrix row "
+                f"with the same index (line r, row r - 1), so the file may hold no blank line"
+            )
+    return tokens
 
 
-def _handle_missing(modality: Modality, source: str, missing_ids: np.ndarray, dataset) -> None:
+def _matrix_path(modality: Modality, data_dir: str) -> str:
+    """The matrix file of a dense modality: absolute, or relative to the dataset folder.
+
+    A relative path must stay inside the dataset folder, so that a copied folder never reads
+    whatever lies next to it; files elsewhere need an absolute path.
+    """
+    if os.path.isabs(modality.file):
+        return modality.file
+    folder = os.path.realpath(data_dir)
+    path = os.path.realpath(os.path.join(folder, modality.file))
+    if os.path.commonpath([folder, path]) != folder:
+        raise FeatureError(
+            f"modality {modality.name}: file {modality.file!r} lies outside the dataset folder "
+            f"{folder}; a relative path must stay inside it (give an absolute path for a file "
+            "elsewhere)"
+        )
+    return os.path.join(data_dir, modality.file)
+
+
+def _handle_missing(
+    modality: Modality,
+    source: str,
+    missing_ids: np.ndarray,
+    dataset,
+    unknown: list[str] | None = None,
+) -> None:
     if len(missing_ids) == 0:
         return
     tokens = dataset.id2token(dataset.iid_field, missing_ids[:MAX_EXAMPLES])
-    examples = ", ".join(str(t) for t in np.atleast_1d(tokens))
+    examples = ", ".join(repr(str(t)) for t in np.atleast_1d(tokens))
     message = (
         f"{len(missing_ids)} of {dataset.item_num - 1} items have no {modality.name} features "
         f"in {source} (for example items {examples})"
     )
+    if unknown:
+        shown = ", ".join(repr(t) for t in unknown[:MAX_EXAMPLES])
+        message += (
+            f", while {len(unknown)} of its rows name no item of the dataset (for example "
+            f"{shown}): the .ids file must use the item tokens of the .inter files, exactly"
+        )
     if modality.missing == "error":
         raise FeatureError(
             f"{message}. Add their rows, or set `missing: zero` on this modality (or "
@@ -191,7 +245,7 @@ def _handle_missing(modality: Modality, source: str, missing_ids: np.ndarray, da
 
 
 def _load_dense(modality: Modality, data_dir: str, dataset) -> DenseFeature:
-    path = modality.file if os.path.isabs(modality.file) else os.path.join(data_dir, modality.file)
+    path = _matrix_path(modality, data_dir)
     if not os.path.isfile(path):
         raise FeatureError(f"modality {modality.name}: feature file {path} does not exist")
     try:
@@ -204,13 +258,15 @@ def _load_dense(modality: Modality, data_dir: str, dataset) -> DenseFeature:
         raise FeatureError(
             f"{path}: expected a 2-D float matrix, got shape {matrix.shape} dtype {matrix.dtype}"
         )
+    if matrix.shape[1] == 0:
+        raise FeatureError(f"{path}: the matrix has no columns (shape {matrix.shape})")
     if modality.width is not None and matrix.shape[1] != modality.width:
         raise FeatureError(
             f"{path}: widths disagree: the matrix has {matrix.shape[1]} columns, but modality "
             f"{modality.name} declares width {modality.width}"
         )
     ids_path = os.path.splitext(path)[0] + ".ids"
-    tokens = _read_ids(ids_path)
+    tokens = _read_ids(ids_path, path)
     if len(tokens) != matrix.shape[0]:
         raise FeatureError(
             f"{ids_path} names {len(tokens)} items, but {path} has {matrix.shape[0]} rows"
@@ -219,7 +275,7 @@ def _load_dense(modality: Modality, data_dir: str, dataset) -> DenseFeature:
     # Map each row to an internal item id; rows of unknown items are ignored.
     token2id = dataset.field2token_id[dataset.iid_field]
     first_line: dict[str, int] = {}
-    rows, targets, ignored = [], [], 0
+    rows, targets, unknown = [], [], []
     for line, token in enumerate(tokens):
         if token in first_line:
             raise FeatureError(
@@ -229,15 +285,15 @@ def _load_dense(modality: Modality, data_dir: str, dataset) -> DenseFeature:
         first_line[token] = line
         item = token2id.get(token)
         if item is None or item == 0:
-            ignored += 1
+            unknown.append(token)
             continue
         rows.append(line)
         targets.append(item)
     rows_arr = np.asarray(rows, dtype=np.int64)
     targets_arr = np.asarray(targets, dtype=np.int64)
-    if ignored:
+    if unknown:
         getLogger(__name__).info(
-            f"{path}: {ignored} feature rows belong to items not in the dataset; ignored"
+            f"{path}: {len(unknown)} feature rows belong to items not in the dataset; ignored"
         )
 
     # Copy the used rows, in chunks, into an array indexed by internal item id.
@@ -246,22 +302,29 @@ def _load_dense(modality: Modality, data_dir: str, dataset) -> DenseFeature:
     rows_arr, targets_arr = rows_arr[order], targets_arr[order]
     for start in range(0, len(rows_arr), CHUNK_ROWS):
         chunk_rows = rows_arr[start : start + CHUNK_ROWS]
-        chunk = np.asarray(matrix[chunk_rows], dtype=np.float32)
+        source = np.asarray(matrix[chunk_rows])
+        with np.errstate(over="ignore"):
+            chunk = source.astype(np.float32)
         finite = np.isfinite(chunk).all(axis=1)
         if not finite.all():
             bad = int(np.flatnonzero(~finite)[0])
             line = int(chunk_rows[bad])
             col = int(np.flatnonzero(~np.isfinite(chunk[bad]))[0])
+            value = source[bad, col]
+            why = (
+                "features must be finite"
+                if not np.isfinite(value)
+                else "it is outside the float32 range, and features are stored as float32"
+            )
             raise FeatureError(
-                f"{path}: row {line} (item {tokens[line]!r}) holds {chunk[bad, col]} in column "
-                f"{col}; features must be finite"
+                f"{path}: row {line} (item {tokens[line]!r}) holds {value} in column {col}; {why}"
             )
         aligned[targets_arr[start : start + CHUNK_ROWS]] = chunk
 
     has_row = np.zeros(dataset.item_num, dtype=bool)
     has_row[targets_arr] = True
     missing_ids = np.flatnonzero(~has_row[1:]) + 1
-    _handle_missing(modality, path, missing_ids, dataset)
+    _handle_missing(modality, path, missing_ids, dataset, unknown)
     return DenseFeature(modality.name, aligned, int(len(missing_ids)))
 
 
