@@ -10,6 +10,33 @@ from recbole_slmrec.data.features import DenseFeature, load_item_features
 from recbole_slmrec.model.graph import normalized_adjacency, to_torch_csr
 
 
+class ModelConfigError(ValueError):
+    """A model setting that is out of range or of the wrong type."""
+
+
+def check_int(key: str, value, minimum: int) -> int:
+    """``value`` as an int of at least ``minimum``; else a :class:`ModelConfigError` on ``key``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ModelConfigError(f"`{key}` is {value!r}; expected an integer >= {minimum}")
+    return value
+
+
+def check_float(
+    key: str, value, low: float, high: float | None = None, low_open: bool = False
+) -> float:
+    """``value`` as a float in ``[low, high)`` (``(low, high)`` when ``low_open``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    if ok:
+        ok = (value > low if low_open else value >= low) and (high is None or value < high)
+    if not ok:
+        bracket = "(" if low_open else "["
+        upper = f"{high})" if high is not None else "inf)"
+        raise ModelConfigError(
+            f"`{key}` is {value!r}; expected a number in {bracket}{low}, {upper}"
+        )
+    return float(value)
+
+
 class MultiModalRecommender(GeneralRecommender):
     """A RecBole general recommender that reads the dataset's multimodal item features.
 

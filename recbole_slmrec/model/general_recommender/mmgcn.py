@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_slmrec.model.abstract import MultiModalRecommender
+from recbole_slmrec.data.features import FeatureError
+from recbole_slmrec.model.abstract import (
+    ModelConfigError,
+    MultiModalRecommender,
+    check_float,
+    check_int,
+)
 from recbole_slmrec.model.graph import normalized_adjacency, spmm, to_torch_csr
 
 AGGREGATIONS = ("mean", "add")
@@ -22,7 +28,7 @@ COMBINATIONS = ("concat", "element")
 
 def _check_choice(key: str, value: str, accepted: tuple[str, ...]) -> str:
     if value not in accepted:
-        raise ValueError(f"`{key}` is {value!r}; accepted values: {', '.join(accepted)}")
+        raise ModelConfigError(f"`{key}` is {value!r}; accepted values: {', '.join(accepted)}")
     return value
 
 
@@ -157,22 +163,23 @@ class MMGCN(MultiModalRecommender):
         super().__init__(config, dataset)
 
         # load parameters info
-        self.embedding_size = config["embedding_size"]
+        self.embedding_size = check_int("embedding_size", config["embedding_size"], 1)
         self.n_layers = config["n_layers"]
         self.latent_dim = config["latent_dim"]
-        self.reg_weight = config["reg_weight"]
+        self.reg_weight = check_float("reg_weight", config["reg_weight"], 0.0)
         self.aggregation = _check_choice("aggregation", config["aggregation"], AGGREGATIONS)
         self.combination = _check_choice("combination", config["combination"], COMBINATIONS)
-        if not isinstance(self.n_layers, int) or self.n_layers < 1:
-            raise ValueError(f"`n_layers` is {self.n_layers!r}; expected an integer >= 1")
+        check_int("n_layers", self.n_layers, 1)
         if self.latent_dim is not None and (
-            not isinstance(self.latent_dim, int) or self.latent_dim < 1
+            isinstance(self.latent_dim, bool)
+            or not isinstance(self.latent_dim, int)
+            or self.latent_dim < 1
         ):
-            raise ValueError(
+            raise ModelConfigError(
                 f"`latent_dim` is {self.latent_dim!r}; expected a positive int or null"
             )
         if not self.modalities:
-            raise ValueError(
+            raise FeatureError(
                 "MMGCN needs at least one modality, but the dataset declares none: add a "
                 "`modalities` list to its YAML (see docs/DATA_FORMAT.md)"
             )

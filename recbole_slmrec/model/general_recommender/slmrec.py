@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_slmrec.model.abstract import MultiModalRecommender
+from recbole_slmrec.data.features import FeatureError
+from recbole_slmrec.model.abstract import (
+    ModelConfigError,
+    MultiModalRecommender,
+    check_float,
+    check_int,
+)
 from recbole_slmrec.model.graph import ADJ_TYPES, lightgcn_propagate
 from recbole_slmrec.model.losses import info_nce
 
@@ -24,7 +30,7 @@ SCORE_TYPES = ("dot", "cosine")
 
 def _check_choice(key: str, value: str, accepted: tuple[str, ...]) -> str:
     if value not in accepted:
-        raise ValueError(f"`{key}` is {value!r}; accepted values: {', '.join(accepted)}")
+        raise ModelConfigError(f"`{key}` is {value!r}; accepted values: {', '.join(accepted)}")
     return value
 
 
@@ -56,23 +62,28 @@ class SLMRec(MultiModalRecommender):
         super().__init__(config, dataset)
 
         # load parameters info
-        self.embedding_size = config["embedding_size"]
-        self.n_layers = config["n_layers"]
-        self.temp = config["temp"]
+        self.embedding_size = check_int("embedding_size", config["embedding_size"], 1)
+        self.n_layers = check_int("n_layers", config["n_layers"], 0)
+        self.temp = check_float("temp", config["temp"], 0.0, low_open=True)
         self.ssl_task = _check_choice("ssl_task", str(config["ssl_task"]), SSL_TASKS)
-        self.ssl_alpha = config["ssl_alpha"]
-        self.ssl_temp = config["ssl_temp"]
-        self.dropout_rate = config["dropout_rate"]
+        self.ssl_alpha = check_float("ssl_alpha", config["ssl_alpha"], 0.0)
+        self.ssl_temp = check_float("ssl_temp", config["ssl_temp"], 0.0, low_open=True)
+        self.dropout_rate = check_float("dropout_rate", config["dropout_rate"], 0.0, 1.0)
         self.fusion = _check_choice("fusion", config["fusion"], FUSIONS)
         self.score_type = _check_choice("score_type", config["score_type"], SCORE_TYPES)
         self.adj_type = _check_choice("adj_type", config["adj_type"], ADJ_TYPES)
         if not self.modalities:
-            raise ValueError(
+            raise FeatureError(
                 "SLMRec needs at least one modality, but the dataset declares none: add a "
                 "`modalities` list to its YAML (see docs/DATA_FORMAT.md)"
             )
         self.n_views = len(self.modalities) + 1
         d = self.embedding_size
+        if self.ssl_task == "FAC" and len(self.modalities) >= 3 and d < 2:
+            raise ModelConfigError(
+                f"`embedding_size` is {d}; FAC aligns the third and later modalities in d // 2 "
+                "dimensions, so it needs an embedding_size of at least 2"
+            )
 
         # define layers
         self.user_embedding = nn.Embedding(self.n_users, d)

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_slmrec.model.abstract import MultiModalRecommender
+from recbole_slmrec.data.features import FeatureError
+from recbole_slmrec.model.abstract import MultiModalRecommender, check_float, check_int
 
 
 class VBPR(MultiModalRecommender):
@@ -45,10 +46,10 @@ class VBPR(MultiModalRecommender):
         super().__init__(config, dataset)
 
         # load parameters info
-        self.embedding_size = config["embedding_size"]
-        self.reg_weight = config["reg_weight"]
+        self.embedding_size = check_int("embedding_size", config["embedding_size"], 1)
+        self.reg_weight = check_float("reg_weight", config["reg_weight"], 0.0)
         if not self.modalities:
-            raise ValueError(
+            raise FeatureError(
                 "VBPR needs at least one modality, but the dataset declares none: add a "
                 "`modalities` list to its YAML (see docs/DATA_FORMAT.md)"
             )
