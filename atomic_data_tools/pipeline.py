@@ -101,6 +101,20 @@ def prepare(source: SourceData, input_dir: Path, options: ConvertOptions) -> Pre
         if duplicates[name]:
             logger.info("%s: removed %d duplicate interactions", split.source, duplicates[name])
     check_disjoint(splits, input_dir, source.item_offset)
+    for name in ("train", "test"):
+        if len(splits[name]) == 0:
+            raise ConversionError(
+                input_dir / splits[name].source,
+                "",
+                f"no {name} interactions",
+                f"at least one interaction in the {name} split",
+            )
+    if "valid" in splits and len(splits["valid"]) == 0:
+        logger.warning(
+            "%s: the validation split is empty; carving one out of the train split instead",
+            input_dir / splits["valid"].source,
+        )
+        del splits["valid"]
 
     if "valid" in splits:
         validation: dict[str, object] = {"source": splits["valid"].source}
@@ -109,6 +123,13 @@ def prepare(source: SourceData, input_dir: Path, options: ConvertOptions) -> Pre
             splits["train"], options.val_ratio, options.seed
         )
         duplicates["valid"] = 0
+        if len(splits["valid"]) == 0:
+            raise ConversionError(
+                input_dir / splits["train"].source,
+                "",
+                "no user with two or more train interactions",
+                "at least one, so that a validation split can be carved out of the train split",
+            )
         logger.info(
             "carved %d validation interactions out of the train split (ratio %g, seed %d)",
             len(splits["valid"]),

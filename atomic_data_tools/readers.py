@@ -98,15 +98,35 @@ def load_tensor(path: Path) -> np.ndarray:
     """
     import torch
 
+    if path.stat().st_size == 0:
+        raise ConversionError(path, "", "an empty file", "a saved tensor")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ConversionError(path, "", f"an unreadable file ({err})", "a saved tensor") from err
+        raise ConversionError(
+            path, "", f"an unreadable file ({_torch_reason(err)})", "a saved tensor"
+        ) from err
     if not isinstance(obj, torch.Tensor):
         raise ConversionError(path, "", f"a {type(obj).__name__}", "a single saved tensor")
     if obj.dtype == torch.bfloat16:
         obj = obj.float()
     return obj.detach().numpy()
+
+
+def _torch_reason(err: Exception) -> str:
+    """One line saying why ``torch.load(..., weights_only=True)`` failed.
+
+    Torch's refusal of a pickled object spans several paragraphs and advises loading the file
+    with ``weights_only=False``, which would run the pickle; only the line that names the
+    refused object is kept.
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        named = [line for line in lines[1:] if "GLOBAL" in line or "Unsupported" in line]
+        detail = named[0] if named else "an object that is not a tensor"
+        return f"it holds pickled objects besides tensors, refused unread: {detail}"
+    text = " ".join(lines) or type(err).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def load_array(path: Path) -> np.ndarray:

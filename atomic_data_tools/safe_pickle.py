@@ -28,6 +28,9 @@ from numpy.core import multiarray
 
 from atomic_data_tools.errors import ConversionError
 
+MAX_ID = 2**31 - 1
+"""The largest user or item index accepted, as in :mod:`atomic_data_tools.readers`."""
+
 _ARRAY_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
@@ -157,11 +160,22 @@ def load_coo(path: Path) -> scipy.sparse.coo_matrix:
     for key, array, size in (("row", row, shape[0]), ("col", col, shape[1])):
         if array.dtype.kind not in "iu":
             raise ConversionError(path, key, f"dtype {array.dtype}", "integer coordinates")
-        bad = (array < 0) | (array >= size)
+        limit = min(size, MAX_ID + 1)
+        bad = (array < 0) | (array >= limit)
+        if bad.any():
+            pos = int(np.argmax(bad))
+            expected = (
+                f"0 <= index < {size} (shape)" if limit == size else f"0 <= index <= {MAX_ID}"
+            )
+            raise ConversionError(path, f"entry {pos}", f"{key} index {array[pos]}", expected)
+    if data.dtype.kind not in "biuf":
+        raise ConversionError(path, "data", f"dtype {data.dtype}", "numeric interaction values")
+    if data.dtype.kind == "f":
+        bad = ~np.isfinite(data)
         if bad.any():
             pos = int(np.argmax(bad))
             raise ConversionError(
-                path, f"entry {pos}", f"{key} index {array[pos]}", f"0 <= index < {size} (shape)"
+                path, f"entry {pos}", f"value {data[pos]}", "a finite interaction value"
             )
     return scipy.sparse.coo_matrix(
         (data.copy(), (row.astype(np.int64), col.astype(np.int64))), shape=shape

@@ -10,6 +10,7 @@ import numpy as np
 from atomic_data_tools.errors import ConversionError
 from atomic_data_tools.layouts.base import Converter, register
 from atomic_data_tools.readers import (
+    MAX_ID,
     FeatureFile,
     check_ids,
     load_features,
@@ -172,6 +173,11 @@ def _read_eval(path: Path, split: str) -> SplitData:
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
                 raise ConversionError(
                     path, f"row {index}, position {position}", repr(value), "an integer id"
+                )
+            if not 0 <= int(value) <= MAX_ID:
+                what = "user" if position == 0 else "item"
+                raise ConversionError(
+                    path, f"row {index}", f"{what} id {int(value)}", f"0 <= id <= {MAX_ID}"
                 )
         users += [int(values[0])] * (len(values) - 1)
         items += [int(value) for value in values[1:]]

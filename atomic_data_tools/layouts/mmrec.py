@@ -98,6 +98,14 @@ def _header(line: str, path: Path) -> dict[str, int]:
             f"{line!r}{hint}",
             f"tab-separated column names including {', '.join(REQUIRED)}",
         )
+    repeated = sorted({name for name in names if names.count(name) > 1 and name})
+    if repeated:
+        raise ConversionError(
+            path,
+            "line 1 (header)",
+            f"the column name{'s' if len(repeated) > 1 else ''} {', '.join(repeated)} twice",
+            "each column name once",
+        )
     return {name: position for position, name in enumerate(names)}
 
 
@@ -124,7 +132,7 @@ def read_labelled_inter(path: Path) -> dict[str, SplitData]:
     Raises:
         ConversionError: on a wrong separator, a non-numeric id, a bad label or a missing split.
     """
-    with open(path, encoding="utf-8", newline="") as stream:
+    with open(path, encoding="utf-8-sig", newline="") as stream:
         try:
             lines = stream.read().splitlines()
         except UnicodeDecodeError as err:

@@ -123,7 +123,7 @@ def read_pairs(path: Path, split: str) -> SplitData:
     users: list[int] = []
     items: list[int] = []
     rows: list[int] = []
-    with open(path, encoding="utf-8", newline="") as stream:
+    with open(path, encoding="utf-8-sig", newline="") as stream:
         lines = tqdm(stream, desc=f"reading {path.name}", unit=" lines", disable=None)
         try:
             for number, line in enumerate(lines, start=1):
