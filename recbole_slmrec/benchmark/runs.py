@@ -65,6 +65,7 @@ def make_spec(
     overrides: dict[str, Any],
     variant: dict[str, Any],
     config_files: list[str],
+    dataset_sha256: str | None = None,
 ) -> dict[str, Any]:
     """The specification of one run, as plain JSON types.
 
@@ -78,6 +79,8 @@ def make_spec(
         overrides: the common ``--key=value`` overrides.
         variant: the variant's own settings (ablation settings, a learning rate).
         config_files: the model's configuration files; their contents enter the key.
+        dataset_sha256: the digest of the dataset folder (:func:`dataset_digest`), so that a
+            run on other data is never taken for this one.
 
     Returns:
         A dict that equals itself after a JSON round trip.
@@ -97,8 +100,27 @@ def make_spec(
         "overrides": overrides,
         "variant": variant,
         "config_files": files,
+        "dataset_sha256": dataset_sha256,
     }
     return json.loads(json.dumps(spec))
+
+
+def dataset_digest(folder: str) -> str:
+    """A SHA-256 of the names and contents of the files of a dataset folder.
+
+    Hidden files (a converter's temporaries) and sub-folders are left out. A feature file that
+    the dataset's YAML names by an absolute path outside the folder is not covered.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.startswith(".") or not os.path.isfile(path):
+            continue
+        digest.update(f"{name}\0{os.path.getsize(path)}\0".encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def run_config(spec: dict[str, Any], checkpoint_dir: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from recbole_slmrec.benchmark.runs import (
     Executor,
     RunFailedError,
     RunStore,
+    dataset_digest,
     make_spec,
     run_config,
     run_id,
@@ -164,6 +165,9 @@ class Benchmark:
         self.count = 0
         self.total = 0
         self.start = perf_counter()
+        #: the dataset folder as RecBole resolves it, and its digest once the plan is made
+        self.dataset_folder: str | None = None
+        self.dataset_sha256: str | None = None
 
     def _spec(self, row: Row, seed: int, lr: float | None) -> dict[str, Any]:
         options = self.options
@@ -180,6 +184,7 @@ class Benchmark:
             overrides=options.overrides,
             variant=variant,
             config_files=options.model_configs.get(row.model, []),
+            dataset_sha256=self.dataset_sha256,
         )
 
     def resolve(self, model: str) -> Config:
@@ -200,6 +205,7 @@ class Benchmark:
             config = Config(model, self.options.dataset, files, config_dict)
         check_environment(config["model"])
         check_dataset(config)
+        self.dataset_folder = config["data_path"]
         if not config["benchmark_filename"]:
             raise BenchmarkError(
                 f"Dataset [{self.options.dataset}] is not pre-split (no `benchmark_filename`): "
@@ -301,6 +307,8 @@ class Benchmark:
         """Train every planned run that no earlier call finished; returns the outcome."""
         options = self.options
         rows, reference = self.plan()
+        # the runs' key covers the data itself: a changed dataset folder trains new runs
+        self.dataset_sha256 = dataset_digest(self.dataset_folder)
         tuned = [row for row in rows if row.lr_from == row.label] if options.lr_grid else []
         n_seeds = len(options.seeds)
         # a tuned row's first-seed run at the selected learning rate is one of its grid runs
