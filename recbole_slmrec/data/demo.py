@@ -144,7 +144,9 @@ def prepare_demo(name: str = DEMO_NAME, data_path: str = "dataset") -> str:
     """Build the demo dataset under ``data_path/name`` unless it is already there.
 
     The folder is written in full under a temporary name and renamed at the end, so an
-    interrupted build leaves nothing behind.
+    interrupted build leaves nothing behind. When another process finishes the same build
+    first (two runs started at once on a fresh clone), its folder is kept and this build is
+    discarded.
 
     Returns:
         The dataset folder.
@@ -157,8 +159,18 @@ def prepare_demo(name: str = DEMO_NAME, data_path: str = "dataset") -> str:
     os.makedirs(data_path, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{name}.", dir=data_path)
     try:
+        # mkdtemp makes the folder private (0700); give it the usual permissions
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)
         _write(staging)
-        os.replace(staging, target)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not os.path.isdir(target):
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
+            return target
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
