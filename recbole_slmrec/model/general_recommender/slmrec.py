@@ -53,6 +53,8 @@ class SLMRec(MultiModalRecommender):
         vectors once at start-up, so they never learned.
         Models are selected on the validation split: the reference stopped on the test set.
         ``ssl_task: none`` (or ``ssl_alpha`` 0) trains the main loss alone, for ablations.
+        With several processes, each rank's in-batch losses contrast its local batch of
+        ``train_batch_size // world_size`` pairs (docs/DISTRIBUTED.md).
     """
 
     input_type = InputType.POINTWISE
