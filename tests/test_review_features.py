@@ -145,3 +145,15 @@ def test_a_boolean_width_is_refused():
     entry = {"name": "v", "source": "dense", "file": "v.npy", "width": True}
     with pytest.raises(FeatureError, match=r"modalities\[0\]\.width is True"):
         parse_modalities({"modalities": [entry]})
+
+
+def test_a_feature_file_linked_into_the_dataset_folder_is_read(tmp_path):
+    # large feature files are often shared through symbolic links
+    folder = write_dataset(tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for suffix in ("npy", "ids"):
+        (folder / f"tiny.visual.{suffix}").rename(shared / f"visual.{suffix}")
+        (folder / f"tiny.visual.{suffix}").symlink_to(shared / f"visual.{suffix}")
+    dataset, features = load(tmp_path)
+    check_aligned(folder, dataset, features)

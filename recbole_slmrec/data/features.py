@@ -200,12 +200,13 @@ def _matrix_path(modality: Modality, data_dir: str) -> str:
     """The matrix file of a dense modality: absolute, or relative to the dataset folder.
 
     A relative path must stay inside the dataset folder, so that a copied folder never reads
-    whatever lies next to it; files elsewhere need an absolute path.
+    whatever lies next to it; files elsewhere need an absolute path. The check is on the path
+    as written: a symbolic link inside the folder may point anywhere.
     """
     if os.path.isabs(modality.file):
         return modality.file
-    folder = os.path.realpath(data_dir)
-    path = os.path.realpath(os.path.join(folder, modality.file))
+    folder = os.path.abspath(data_dir)
+    path = os.path.normpath(os.path.join(folder, modality.file))
     if os.path.commonpath([folder, path]) != folder:
         raise FeatureError(
             f"modality {modality.name}: file {modality.file!r} lies outside the dataset folder "
