@@ -100,6 +100,11 @@ def load_tensor(path: Path) -> np.ndarray:
 
     if path.stat().st_size == 0:
         raise ConversionError(path, "", "an empty file", "a saved tensor")
+    with open(path, "rb") as stream:
+        if stream.read(6) == b"\x93NUMPY":
+            raise ConversionError(
+                path, "", "a numpy .npy file under a .pt name", "a tensor saved by torch.save"
+            )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -108,9 +113,25 @@ def load_tensor(path: Path) -> np.ndarray:
         ) from err
     if not isinstance(obj, torch.Tensor):
         raise ConversionError(path, "", f"a {type(obj).__name__}", "a single saved tensor")
+    if obj.is_quantized or obj.is_meta or obj.dtype not in _tensor_dtypes():
+        kind = "a quantized" if obj.is_quantized else "a data-less meta" if obj.is_meta else "a"
+        raise ConversionError(
+            path, "", f"{kind} tensor of dtype {obj.dtype}", "a float, integer or bool tensor"
+        )
+    if obj.layout != torch.strided:
+        obj = obj.to_dense()
     if obj.dtype == torch.bfloat16:
         obj = obj.float()
     return obj.detach().numpy()
+
+
+def _tensor_dtypes() -> frozenset:
+    import torch
+
+    return frozenset(
+        {torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool, torch.uint8}
+        | {torch.int8, torch.int16, torch.int32, torch.int64}
+    )
 
 
 def _torch_reason(err: Exception) -> str:
@@ -122,10 +143,14 @@ def _torch_reason(err: Exception) -> str:
     """
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     if lines and lines[0].startswith("Weights only load failed"):
-        named = [line for line in lines[1:] if "GLOBAL" in line or "Unsupported" in line]
-        detail = named[0] if named else "an object that is not a tensor"
-        return f"it holds pickled objects besides tensors, refused unread: {detail}"
+        named = [line for line in lines[1:] if "GLOBAL" in line]
+        if named:
+            return f"it holds pickled objects besides tensors, refused unread: {named[0]}"
+        detail = next((line for line in lines[1:] if "Unsupported" in line), lines[0])
+        return f"not a file written by torch.save: {detail}"
     text = " ".join(lines) or type(err).__name__
+    if len(text) > 200 and ". " in text:
+        text = text.split(". ")[0]
     return text if len(text) <= 200 else text[:197] + "..."
 
 

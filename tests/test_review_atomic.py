@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -170,3 +171,55 @@ def test_an_empty_tensor_file(tmp_path):
     assert refused(source, tmp_path) == (
         f"{source / 'tiny_visual_feat.pt'}: got an empty file; expected a saved tensor"
     )
+
+
+def test_sparse_tensors_are_densified(tmp_path):
+    plain, _ = converted(make_slmrec(tmp_path / "plain"), tmp_path / "a")
+    source = make_slmrec(tmp_path / "sparse")
+    path = source / "tiny_visual_feat.pt"
+    torch.save(torch.load(path).to_sparse(), path)
+    out, _ = converted(source, tmp_path / "b")
+    assert (out / "tiny.visual.npy").read_bytes() == (plain / "tiny.visual.npy").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "tensor, got",
+    [
+        (
+            lambda: torch.empty(7, 4, device="meta"),
+            "a data-less meta tensor of dtype torch.float32",
+        ),
+        (
+            lambda: torch.quantize_per_tensor(torch.zeros(7, 4), 0.1, 0, torch.quint8),
+            "a quantized tensor of dtype torch.quint8",
+        ),
+    ],
+)
+def test_tensors_without_plain_data(tmp_path, tensor, got):
+    # both raised a bare TypeError from Tensor.numpy() before
+    source = make_slmrec(tmp_path / "src")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch deprecates quantized tensors
+        torch.save(tensor(), source / "tiny_visual_feat.pt")
+    assert refused(source, tmp_path) == (
+        f"{source / 'tiny_visual_feat.pt'}: got {got}; expected a float, integer or bool tensor"
+    )
+
+
+def test_a_numpy_file_named_like_a_tensor(tmp_path):
+    source = make_slmrec(tmp_path / "src")
+    path = source / "tiny_visual_feat.pt"
+    with open(path, "wb") as stream:
+        np.save(stream, np.zeros((7, 4), dtype=np.float32))
+    assert refused(source, tmp_path) == (
+        f"{path}: got a numpy .npy file under a .pt name; expected a tensor saved by torch.save"
+    )
+
+
+def test_a_truncated_tensor_file_gives_a_short_line(tmp_path):
+    source = make_slmrec(tmp_path / "src")
+    path = source / "tiny_visual_feat.pt"
+    path.write_bytes(path.read_bytes()[:200])
+    message = refused(source, tmp_path)
+    assert message.startswith(f"{path}: got an unreadable file (")
+    assert "\n" not in message and len(message) < len(str(path)) + 300
