@@ -157,3 +157,26 @@ def test_a_feature_file_linked_into_the_dataset_folder_is_read(tmp_path):
         (folder / f"tiny.visual.{suffix}").symlink_to(shared / f"visual.{suffix}")
     dataset, features = load(tmp_path)
     check_aligned(folder, dataset, features)
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("a.b", r"name is 'a\.b'; expected a non-empty name of letters"),
+        ("a b", r"name is 'a b'; expected a non-empty name of letters"),
+        ("", r"name is ''; expected"),
+        ("keys", r"name 'keys' is reserved"),
+        ("training", r"name 'training' is reserved"),
+    ],
+)
+def test_modality_names_that_cannot_name_a_module(name, message):
+    # "a.b" and "keys" crashed the models with a KeyError from torch before
+    entry = {"name": name, "source": "dense", "file": "v.npy"}
+    with pytest.raises(FeatureError, match=rf"modalities\[0\]\.{message}"):
+        parse_modalities({"modalities": [entry]})
+
+
+def test_usual_modality_names_are_accepted():
+    names = ["visual", "acoustic", "textual", "knowledge", "visual-2", "img_1"]
+    entries = [{"name": n, "source": "dense", "file": f"{n}.npy"} for n in names]
+    assert [m.name for m in parse_modalities({"modalities": entries})] == names

@@ -16,6 +16,7 @@ expected: the model never trains on features that belong to other items.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from logging import getLogger
 
@@ -24,6 +25,9 @@ import torch
 from recbole.utils import FeatureType
 
 SOURCES = ("dense", "token_seq")
+#: Modality names: they become parts of module, buffer and file names.
+NAME_PATTERN = re.compile(r"[\w-]+")
+_RESERVED = torch.nn.ModuleDict()
 MISSING_POLICIES = ("error", "zero")
 CHUNK_ROWS = 65536
 MAX_EXAMPLES = 5
@@ -136,8 +140,16 @@ def parse_modalities(config) -> list[Modality]:
                 "expected name, source, file, field, width, missing"
             )
         name = entry.get("name")
-        if not isinstance(name, str) or not name:
-            raise FeatureError(f"{where}.name is {name!r}; expected a non-empty string")
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+            raise FeatureError(
+                f"{where}.name is {name!r}; expected a non-empty name of letters, digits, "
+                "'_' and '-'"
+            )
+        if hasattr(_RESERVED, name):
+            raise FeatureError(
+                f"{where}.name {name!r} is reserved: the models keep one module per modality "
+                "in a torch ModuleDict, which has an attribute of that name; choose another"
+            )
         if name in seen:
             raise FeatureError(f"{where}.name {name!r} is declared twice")
         seen.add(name)
