@@ -131,7 +131,7 @@ def test_fac_stages_equal_direct_computation(tmp_path):
         y = zi[items, stage + 1] @ head.weight.T + head.bias
         logits = x @ y.T / 0.2
         expected = expected + F.cross_entropy(logits, torch.arange(len(items)))
-    torch.testing.assert_close(model.fac_loss(model.forward()[2], items), expected)
+    torch.testing.assert_close(model.fac_loss(model.forward()[2][items]), expected)
 
 
 def test_fd_copies_coincide_without_dropout(tmp_path):
@@ -154,50 +154,67 @@ def test_fd_copies_differ_with_dropout(tmp_path):
     assert not torch.isclose(model.ssl_loss(zi, users, items), coincide)
 
 
-def test_fm_masks_exactly_one_different_view_per_copy(tmp_path, monkeypatch):
-    model, train, _ = build(tmp_path, ssl_task="FM")
+def spy_encode(model, monkeypatch):
+    seen = []
+    original = model.encode
+
+    def spy(users=None, items=None, masked_view=None, dropout=0.0):
+        seen.append((masked_view, dropout))
+        return original(users, items, masked_view, dropout)
+
+    monkeypatch.setattr(model, "encode", spy)
+    return seen
+
+
+@pytest.mark.parametrize("precompute", [True, False])
+def test_fm_masks_exactly_one_different_view_per_copy(tmp_path, monkeypatch, precompute):
+    model, train, _ = build(tmp_path, ssl_task="FM", precompute_features=precompute)
     data = batch(train)
     users, items = data["user_id"], data["item_id"]
-    seen = []
-    original = model.propagate_views
-
-    def spy(masked_view=None, dropout=0.0):
-        seen.append((masked_view, dropout))
-        return original(masked_view, dropout)
-
-    monkeypatch.setattr(model, "propagate_views", spy)
+    seen = spy_encode(model, monkeypatch)
     for _ in range(20):
         seen.clear()
-        loss = model.ssl_loss(model.forward()[2], users, items)
+        loss = model.ssl_loss(model.forward()[2][items], users, items)
         first, second = seen[1][0], seen[2][0]
         assert first != second and {first, second} <= {0, 1, 2}
         assert seen[1][1] == seen[2][1] == 0.0, "FM propagates without dropout"
         assert torch.isfinite(loss)
-    # the masked propagation equals a propagation whose item half of that view is zero
-    zu, zi = original(masked_view=1)
+    # the masked view equals a propagation whose item half of that view is zero
+    zi = model.encode(masked_view=1)[2]
     adj = dense_adjacency(model)
     ego = torch.cat([model.user_embedding.weight, torch.zeros(model.n_items, 8)])
     layers = [ego]
     for _ in range(model.n_layers):
         layers.append(adj @ layers[-1])
-    torch.testing.assert_close(zi[:, 1], torch.stack(layers).mean(0)[model.n_users :])
+    expected = torch.stack(layers).mean(0)[model.n_users :]
+    torch.testing.assert_close(zi[:, 1], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_fd_fm_masks_and_drops_out(tmp_path, monkeypatch):
     model, train, _ = build(tmp_path, ssl_task="FD+FM", dropout_rate=0.3)
     data = batch(train)
-    seen = []
-    original = model.propagate_views
-    monkeypatch.setattr(
-        model,
-        "propagate_views",
-        lambda masked_view=None, dropout=0.0: (
-            seen.append((masked_view, dropout)) or original(masked_view, dropout)
-        ),
-    )
-    model.ssl_loss(model.forward()[2], data["user_id"], data["item_id"])
+    seen = spy_encode(model, monkeypatch)
+    model.ssl_loss(model.forward()[2][data["item_id"]], data["user_id"], data["item_id"])
     assert seen[1][0] is not None and seen[1][0] != seen[2][0]
     assert seen[1][1] == seen[2][1] == 0.3
+
+
+@pytest.mark.parametrize("masked_view", [None, 0, 1, 2])
+def test_precomputed_features_give_the_same_numbers_and_gradients(tmp_path, masked_view):
+    fast, train, _ = build(tmp_path, precompute_features=True)
+    slow, _, _ = build(tmp_path / "b", precompute_features=False)
+    slow.load_state_dict(fast.state_dict())
+    assert fast.precompute_features and not slow.precompute_features
+    data = batch(train)
+    users, items = data["user_id"], data["item_id"]
+    out_fast = fast.encode(users, items, masked_view)
+    out_slow = slow.encode(users, items, masked_view)
+    for a, b in zip(out_fast, out_slow):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    fast.calculate_loss(data).backward()
+    slow.calculate_loss(data).backward()
+    for (name, p), q in zip(fast.named_parameters(), slow.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_one_modality_draws_only_existing_views(tmp_path):

@@ -108,6 +108,12 @@ class SLMRec(MultiModalRecommender):
             "norm_adj", self.build_adjacency(dataset, self.adj_type), persistent=False
         )
 
+        # dense features propagated once: the propagation is linear, so a modality view is
+        # S [E_u; 0] + (S [0; X_m]) W_m + (S [0; 1]) b_m, with S the LightGCN read-out operator
+        self.precompute_features = bool(config["precompute_features"]) and not self.word_bags
+        if self.precompute_features:
+            self._precompute_feature_propagation()
+
         # the inference cache, filled lazily by full_sort_predict
         self.restore_user_e = None
         self.restore_item_e = None
@@ -130,6 +136,25 @@ class SLMRec(MultiModalRecommender):
                     module.weight[0].zero_()
         self.restore_user_e = None
         self.restore_item_e = None
+
+    def _precompute_feature_propagation(self, chunk: int = 256) -> None:
+        """Register ``<name>_prop`` = ``S [0; X_m]`` (``N x d_m``) and ``ones_prop`` = ``S [0; 1]``.
+
+        The columns are propagated in chunks of ``chunk``, so the extra memory is bounded by
+        ``N x chunk`` whatever the feature widths.
+        """
+        symmetric = self.adj_type == "pre"
+        inputs = [self.modality_input(name) for name in self.modalities]
+        inputs.append(inputs[0].new_ones(self.n_items, 1))
+        names = [f"{name}_prop" for name in self.modalities] + ["ones_prop"]
+        with torch.no_grad():
+            for name, features in zip(names, inputs):
+                parts = []
+                for start in range(0, features.shape[1], chunk):
+                    block = features[:, start : start + chunk]
+                    ego = torch.cat([block.new_zeros(self.n_users, block.shape[1]), block])
+                    parts.append(lightgcn_propagate(self.norm_adj, ego, self.n_layers, symmetric))
+                self.register_buffer(name, torch.cat(parts, dim=1), persistent=False)
 
     def item_views(self) -> list[torch.Tensor]:
         """The layer-0 item half of every view: ``[E_i, H_m1, H_m2, ...]``, each ``n_items x d``."""
@@ -168,34 +193,108 @@ class SLMRec(MultiModalRecommender):
             return self.user_fusion(zu.flatten(1)), self.item_fusion(zi.flatten(1))
         return self.user_fusion(zu.mean(dim=1)), self.item_fusion(zi.mean(dim=1))
 
+    def _views_at(self, rows, base, id_items, masked_view: int | None) -> torch.Tensor:
+        """The read-out of every view at graph nodes ``rows``, from the propagated parts.
+
+        Args:
+            rows: node indices (users first, then items), or a slice.
+            base: ``S [E_u; 0]``, ``N x d``.
+            id_items: ``S [0; E_i]``, ``N x d``.
+            masked_view: the view whose item half is zero, if any.
+
+        Returns:
+            ``len(rows) x V x d``.
+        """
+        user_part = base[rows]
+        views = [user_part if masked_view == 0 else user_part + id_items[rows]]
+        for k, name in enumerate(self.modalities, start=1):
+            if masked_view == k:
+                views.append(user_part)
+                continue
+            projection = self.projections[name]
+            propagated = getattr(self, f"{name}_prop")[rows] @ projection.weight.T
+            views.append(user_part + propagated + self.ones_prop[rows] * projection.bias)
+        return torch.stack(views, dim=1)
+
+    def encode(
+        self,
+        users: torch.Tensor | None = None,
+        items: torch.Tensor | None = None,
+        masked_view: int | None = None,
+        dropout: float = 0.0,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The fused representations of some users and items, and their items' views.
+
+        Without dropout and with precomputed features, one sparse pass of width ``2d``
+        propagates the user and ID embeddings, and only the requested rows of each modality
+        view are formed. Otherwise all views are propagated together
+        (:meth:`propagate_views`). Both give the same numbers.
+
+        Args:
+            users: user ids, or ``None`` for all users.
+            items: item ids, or ``None`` for all items.
+            masked_view: a view whose item half starts as zeros (feature masking).
+            dropout: dropout on each layer's output (feature dropout).
+
+        Returns:
+            ``P[users]`` (``B_u x d``), ``Q[items]`` (``B_i x d``) and the item views
+            ``zi[items]`` (``B_i x V x d``).
+        """
+        if self.precompute_features and dropout == 0:
+            d = self.embedding_size
+            user_e = self.user_embedding.weight
+            item_e = self.item_embedding.weight
+            ego = torch.cat(
+                [
+                    torch.cat([user_e, user_e.new_zeros(self.n_users, d)], dim=1),
+                    torch.cat([item_e.new_zeros(self.n_items, d), item_e], dim=1),
+                ]
+            )
+            out = lightgcn_propagate(
+                self.norm_adj, ego, self.n_layers, symmetric=self.adj_type == "pre"
+            )
+            base, id_items = out[:, :d], out[:, d:]
+            user_rows = slice(0, self.n_users) if users is None else users
+            item_rows = slice(self.n_users, None) if items is None else items + self.n_users
+            zu = self._views_at(user_rows, base, id_items, masked_view)
+            zi = self._views_at(item_rows, base, id_items, masked_view)
+        else:
+            zu, zi = self.propagate_views(masked_view, dropout)
+            zu = zu if users is None else zu[users]
+            zi = zi if items is None else zi[items]
+        user_e, item_e = self.fuse(zu, zi)
+        return user_e, item_e, zi
+
     def forward(
         self, masked_view: int | None = None, dropout: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The final representations.
+        """The final representations of all users and items.
 
         Returns:
             ``P`` (``n_users x d``), ``Q`` (``n_items x d``) and the item view read-outs
             ``zi`` (``n_items x V x d``).
         """
-        zu, zi = self.propagate_views(masked_view, dropout)
-        user_e, item_e = self.fuse(zu, zi)
-        return user_e, item_e, zi
+        return self.encode(masked_view=masked_view, dropout=dropout)
 
-    def fac_loss(self, zi: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Fine-and-coarse alignment over the batch's positive items (raw dot logits)."""
-        x = zi[items, 0]
+    def fac_loss(self, zi: torch.Tensor) -> torch.Tensor:
+        """Fine-and-coarse alignment over the batch's positive items (raw dot logits).
+
+        Args:
+            zi: the views of the batch's items, ``B x V x d``.
+        """
+        x = zi[:, 0]
         loss = zi.new_zeros(())
         for stage, (id_head, modality_head) in enumerate(
             zip(self.fac_id_heads, self.fac_modality_heads)
         ):
             x = id_head(x)
-            y = modality_head(zi[items, stage + 1])
+            y = modality_head(zi[:, stage + 1])
             loss = loss + info_nce(x, y, self.ssl_temp)
         return loss
 
-    def _pair_loss(self, first, second, users, items) -> torch.Tensor:
-        u1, u2 = F.normalize(first[0][users], dim=1), F.normalize(second[0][users], dim=1)
-        i1, i2 = F.normalize(first[1][items], dim=1), F.normalize(second[1][items], dim=1)
+    def _pair_loss(self, first, second) -> torch.Tensor:
+        u1, u2 = F.normalize(first[0], dim=1), F.normalize(second[0], dim=1)
+        i1, i2 = F.normalize(first[1], dim=1), F.normalize(second[1], dim=1)
         return info_nce(u1, u2, self.ssl_temp) + info_nce(i1, i2, self.ssl_temp)
 
     def draw_masked_views(self) -> tuple[int, int]:
@@ -204,18 +303,24 @@ class SLMRec(MultiModalRecommender):
         return first, second
 
     def ssl_loss(self, zi, users, items) -> torch.Tensor:
-        """The self-supervised loss of ``ssl_task`` for a batch."""
+        """The self-supervised loss of ``ssl_task`` for a batch.
+
+        Args:
+            zi: the views of the batch's items, ``B x V x d``.
+            users: the batch's user ids.
+            items: the batch's item ids.
+        """
         if self.ssl_task == "FAC":
-            return self.fac_loss(zi, items)
+            return self.fac_loss(zi)
         if self.ssl_task == "FD":
-            first = self.forward(dropout=self.dropout_rate)
-            second = self.forward(dropout=self.dropout_rate)
-            return self._pair_loss(first, second, users, items)
+            first = self.encode(users, items, dropout=self.dropout_rate)
+            second = self.encode(users, items, dropout=self.dropout_rate)
+            return self._pair_loss(first, second)
         dropout = self.dropout_rate if self.ssl_task == "FD+FM" else 0.0
         view_a, view_b = self.draw_masked_views()
-        first = self.forward(masked_view=view_a, dropout=dropout)
-        second = self.forward(masked_view=view_b, dropout=dropout)
-        return self._pair_loss(first, second, users, items)
+        first = self.encode(users, items, masked_view=view_a, dropout=dropout)
+        second = self.encode(users, items, masked_view=view_b, dropout=dropout)
+        return self._pair_loss(first, second)
 
     def calculate_loss(self, interaction):
         # the weights are about to change: the inference cache is stale
@@ -224,12 +329,10 @@ class SLMRec(MultiModalRecommender):
 
         users = interaction[self.USER_ID]
         items = interaction[self.ITEM_ID]
-        user_e, item_e, zi = self.forward()
+        user_e, item_e, zi = self.encode(users, items)
 
         # in-batch InfoNCE on cosine similarity
-        loss = info_nce(
-            F.normalize(user_e[users], dim=1), F.normalize(item_e[items], dim=1), self.temp
-        )
+        loss = info_nce(F.normalize(user_e, dim=1), F.normalize(item_e, dim=1), self.temp)
         if self.ssl_task != "none" and self.ssl_alpha > 0:
             loss = loss + self.ssl_alpha * self.ssl_loss(zi, users, items)
         return loss
