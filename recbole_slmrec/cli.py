@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+import yaml
+
 from recbole_slmrec.compat import UnsupportedEnvironmentError
 from recbole_slmrec.data.features import FeatureError
-from recbole_slmrec.quick_start import DatasetNotFoundError, run
+from recbole_slmrec.model.abstract import ModelConfigError
+from recbole_slmrec.quick_start import DatasetNotFoundError, UnsafeCacheError, run
 from recbole_slmrec.utils import ModelNotFoundError
 
 USER_ERRORS = (
@@ -16,6 +20,9 @@ USER_ERRORS = (
     ModelNotFoundError,
     FeatureError,
     UnsupportedEnvironmentError,
+    UnsafeCacheError,
+    ModelConfigError,
+    yaml.YAMLError,
 )
 
 
@@ -56,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, overrides = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     config_files = args.config_files.split() if args.config_files else None
+    for path in config_files or []:
+        if not os.path.isfile(path):
+            parser.error(f"config file {path} does not exist")
     try:
         run(
             args.model,

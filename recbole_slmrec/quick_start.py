@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Sequence
 from logging import getLogger
@@ -20,6 +21,41 @@ from recbole_slmrec.utils import get_model
 
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset folder, or one of its interaction files, does not exist."""
+
+
+class UnsafeCacheError(RuntimeError):
+    """A pickled RecBole cache is present, or asked for; RecBole would unpickle it."""
+
+
+def refuse_pickled_caches(config: Config) -> None:
+    """Refuse RecBole's dataset and dataloader caches: RecBole loads them with full pickle.
+
+    ``create_dataset`` unpickles ``<checkpoint_dir>/<dataset>-<DatasetClass>.pth`` (or
+    ``dataset_save_path``) and ``data_preparation`` unpickles
+    ``<checkpoint_dir>/<dataset>-for-<model>-dataloader.pth`` (or ``dataloaders_save_path``)
+    whenever such a file exists, which would run any code the file carries.
+
+    Raises:
+        UnsafeCacheError: naming the file or the key.
+    """
+    for key in ("save_dataset", "save_dataloaders"):
+        if config[key]:
+            raise UnsafeCacheError(
+                f"`{key}` is True, but RecBole writes that cache with pickle and a later run "
+                "would unpickle it; set it to False (the dataset is rebuilt from its files)"
+            )
+    caches = glob.glob(
+        os.path.join(
+            glob.escape(config["checkpoint_dir"]), f"{glob.escape(config['dataset'])}-*.pth"
+        )
+    )
+    caches += [config[key] for key in ("dataset_save_path", "dataloaders_save_path") if config[key]]
+    for path in caches:
+        if os.path.exists(path):
+            raise UnsafeCacheError(
+                f"{path} looks like a pickled RecBole cache, which RecBole would unpickle and so "
+                "run; delete or move it (the dataset is rebuilt from its files)"
+            )
 
 
 def build_missing_demo(config: Config) -> bool:
@@ -80,6 +116,7 @@ def prepare_config(
         config = Config(model, dataset, config_file_list, config_dict, cmd_args)
     check_environment(config["model"])
     check_dataset(config)
+    refuse_pickled_caches(config)
     return config
 
 

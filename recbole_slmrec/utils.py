@@ -27,6 +27,8 @@ class ModelNotFoundError(ValueError):
 
 
 def _plugin_model(name: str) -> type | None:
+    if not name.isidentifier():
+        return None
     for family in PLUGIN_FAMILIES:
         module_path = f"recbole_slmrec.model.{family}.{name.lower()}"
         if importlib.util.find_spec(module_path) is not None:
@@ -37,6 +39,8 @@ def _plugin_model(name: str) -> type | None:
 
 
 def _recbole_model(name: str) -> type | None:
+    if not name.isidentifier():
+        return None
     # Look for the file first: importing a family package imports every model in it, and
     # some of them have side effects (SINE turns on autograd anomaly detection globally).
     for family in RECBOLE_FAMILIES:

@@ -150,3 +150,48 @@ def test_python_m_entry_point_help():
         [sys.executable, "-m", "recbole_slmrec", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "--model" in out.stdout and "--key=value" in out.stdout
+
+
+class _Payload:
+    marker = ""
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("cache", ["tiny-Dataset.pth", "tiny-for-SLMRec-dataloader.pth"])
+def test_pickled_recbole_caches_are_refused_unopened(tiny, cache):
+    import pickle
+
+    from recbole_slmrec.quick_start import UnsafeCacheError
+
+    saved = tiny / "saved"
+    saved.mkdir()
+    _Payload.marker = str(tiny / "executed")
+    (saved / cache).write_bytes(pickle.dumps(_Payload()))
+    with pytest.raises(UnsafeCacheError, match=cache):
+        run("SLMRec", "tiny", config_dict=quiet_config(tiny))
+    assert not (tiny / "executed").exists()
+
+
+def test_asking_for_pickled_caches_is_refused(tiny):
+    from recbole_slmrec.quick_start import UnsafeCacheError
+
+    with pytest.raises(UnsafeCacheError, match="`save_dataset` is True"):
+        run("SLMRec", "tiny", config_dict=quiet_config(tiny, save_dataset=True))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--ssl_task=fac"], "`ssl_task` is 'fac'; accepted values"),
+        (["--config_files=nope.yaml"], "config file nope.yaml does not exist"),
+        (["--model=a.b"], "Model [a.b] was found neither"),
+    ],
+)
+def test_cli_user_errors_exit_2_without_traceback(tiny, capsys, args, message):
+    with pytest.raises(SystemExit) as stop:
+        main(["--dataset=tiny", f"--data_path={tiny}", "--state=ERROR", *args])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
