@@ -37,6 +37,17 @@ def check_float(
     return float(value)
 
 
+def check_choice(key: str, value: str, accepted: tuple[str, ...]) -> str:
+    """``value`` of configuration key ``key``, if it is one of ``accepted``.
+
+    Raises:
+        ModelConfigError: naming the key, the value and the accepted values.
+    """
+    if value not in accepted:
+        raise ModelConfigError(f"`{key}` is {value!r}; accepted values: {', '.join(accepted)}")
+    return value
+
+
 class MultiModalRecommender(GeneralRecommender):
     """A RecBole general recommender that reads the dataset's multimodal item features.
 
@@ -86,3 +97,17 @@ class MultiModalRecommender(GeneralRecommender):
         """
         inter = dataset.inter_matrix(form="coo").astype("float32")
         return to_torch_csr(normalized_adjacency(inter, self.n_users, self.n_items, adj_type))
+
+    def _inference_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cached ``(n_users x d, n_items x d)`` scoring vectors, computed when missing."""
+        raise NotImplementedError
+
+    def predict(self, interaction):
+        user_e, item_e = self._inference_embeddings()
+        users = interaction[self.USER_ID]
+        items = interaction[self.ITEM_ID]
+        return (user_e[users] * item_e[items]).sum(dim=1)
+
+    def full_sort_predict(self, interaction):
+        user_e, item_e = self._inference_embeddings()
+        return (user_e[interaction[self.USER_ID]] @ item_e.T).view(-1)

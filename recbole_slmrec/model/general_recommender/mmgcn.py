@@ -17,6 +17,7 @@ from recbole_slmrec.data.features import FeatureError
 from recbole_slmrec.model.abstract import (
     ModelConfigError,
     MultiModalRecommender,
+    check_choice,
     check_float,
     check_int,
 )
@@ -24,12 +25,6 @@ from recbole_slmrec.model.graph import normalized_adjacency, spmm, to_torch_csr
 
 AGGREGATIONS = ("mean", "add")
 COMBINATIONS = ("concat", "element")
-
-
-def _check_choice(key: str, value: str, accepted: tuple[str, ...]) -> str:
-    if value not in accepted:
-        raise ModelConfigError(f"`{key}` is {value!r}; accepted values: {', '.join(accepted)}")
-    return value
 
 
 class MMGCNLayer(nn.Module):
@@ -52,7 +47,7 @@ class MMGCNLayer(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, combination: str):
         super().__init__()
-        self.combination = _check_choice("combination", combination, COMBINATIONS)
+        self.combination = check_choice("combination", combination, COMBINATIONS)
         self.conv = nn.Linear(in_dim, in_dim, bias=False)
         self.skip = nn.Linear(in_dim, out_dim)
         combine_in = in_dim + out_dim if combination == "concat" else in_dim
@@ -167,8 +162,8 @@ class MMGCN(MultiModalRecommender):
         self.n_layers = config["n_layers"]
         self.latent_dim = config["latent_dim"]
         self.reg_weight = check_float("reg_weight", config["reg_weight"], 0.0)
-        self.aggregation = _check_choice("aggregation", config["aggregation"], AGGREGATIONS)
-        self.combination = _check_choice("combination", config["combination"], COMBINATIONS)
+        self.aggregation = check_choice("aggregation", config["aggregation"], AGGREGATIONS)
+        self.combination = check_choice("combination", config["combination"], COMBINATIONS)
         check_int("n_layers", self.n_layers, 1)
         if self.latent_dim is not None and (
             isinstance(self.latent_dim, bool)
@@ -277,13 +272,3 @@ class MMGCN(MultiModalRecommender):
                 out, [self.n_users, self.n_items]
             )
         return self.restore_user_e, self.restore_item_e
-
-    def predict(self, interaction):
-        user_e, item_e = self._inference_embeddings()
-        users = interaction[self.USER_ID]
-        items = interaction[self.ITEM_ID]
-        return (user_e[users] * item_e[items]).sum(dim=1)
-
-    def full_sort_predict(self, interaction):
-        user_e, item_e = self._inference_embeddings()
-        return (user_e[interaction[self.USER_ID]] @ item_e.T).view(-1)

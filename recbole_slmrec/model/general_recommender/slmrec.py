@@ -17,6 +17,7 @@ from recbole_slmrec.data.features import FeatureError
 from recbole_slmrec.model.abstract import (
     ModelConfigError,
     MultiModalRecommender,
+    check_choice,
     check_float,
     check_int,
 )
@@ -26,12 +27,6 @@ from recbole_slmrec.model.losses import info_nce
 SSL_TASKS = ("FAC", "FD", "FM", "FD+FM", "none")
 FUSIONS = ("concat", "mean")
 SCORE_TYPES = ("dot", "cosine")
-
-
-def _check_choice(key: str, value: str, accepted: tuple[str, ...]) -> str:
-    if value not in accepted:
-        raise ModelConfigError(f"`{key}` is {value!r}; accepted values: {', '.join(accepted)}")
-    return value
 
 
 class SLMRec(MultiModalRecommender):
@@ -67,13 +62,13 @@ class SLMRec(MultiModalRecommender):
         self.embedding_size = check_int("embedding_size", config["embedding_size"], 1)
         self.n_layers = check_int("n_layers", config["n_layers"], 0)
         self.temp = check_float("temp", config["temp"], 0.0, low_open=True)
-        self.ssl_task = _check_choice("ssl_task", str(config["ssl_task"]), SSL_TASKS)
+        self.ssl_task = check_choice("ssl_task", str(config["ssl_task"]), SSL_TASKS)
         self.ssl_alpha = check_float("ssl_alpha", config["ssl_alpha"], 0.0)
         self.ssl_temp = check_float("ssl_temp", config["ssl_temp"], 0.0, low_open=True)
         self.dropout_rate = check_float("dropout_rate", config["dropout_rate"], 0.0, 1.0)
-        self.fusion = _check_choice("fusion", config["fusion"], FUSIONS)
-        self.score_type = _check_choice("score_type", config["score_type"], SCORE_TYPES)
-        self.adj_type = _check_choice("adj_type", config["adj_type"], ADJ_TYPES)
+        self.fusion = check_choice("fusion", config["fusion"], FUSIONS)
+        self.score_type = check_choice("score_type", config["score_type"], SCORE_TYPES)
+        self.adj_type = check_choice("adj_type", config["adj_type"], ADJ_TYPES)
         if not self.modalities:
             raise FeatureError(
                 "SLMRec needs at least one modality, but the dataset declares none: add a "
@@ -344,13 +339,3 @@ class SLMRec(MultiModalRecommender):
                 user_e, item_e = F.normalize(user_e, dim=1), F.normalize(item_e, dim=1)
             self.restore_user_e, self.restore_item_e = user_e.detach(), item_e.detach()
         return self.restore_user_e, self.restore_item_e
-
-    def predict(self, interaction):
-        user_e, item_e = self._inference_embeddings()
-        users = interaction[self.USER_ID]
-        items = interaction[self.ITEM_ID]
-        return (user_e[users] * item_e[items]).sum(dim=1)
-
-    def full_sort_predict(self, interaction):
-        user_e, item_e = self._inference_embeddings()
-        return (user_e[interaction[self.USER_ID]] @ item_e.T).view(-1)

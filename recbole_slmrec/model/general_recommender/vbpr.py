@@ -139,13 +139,3 @@ class VBPR(MultiModalRecommender):
             self.restore_user_e = self.user_vectors(all_users).detach()
             self.restore_item_e = self.item_vectors().detach()
         return self.restore_user_e, self.restore_item_e
-
-    def predict(self, interaction):
-        user_e, item_e = self._inference_embeddings()
-        users = interaction[self.USER_ID]
-        items = interaction[self.ITEM_ID]
-        return (user_e[users] * item_e[items]).sum(dim=1)
-
-    def full_sort_predict(self, interaction):
-        user_e, item_e = self._inference_embeddings()
-        return (user_e[interaction[self.USER_ID]] @ item_e.T).view(-1)
