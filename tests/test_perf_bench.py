@@ -41,7 +41,14 @@ def test_report_has_every_figure_and_ratio(tmp_path: Path, capsys):
     assert set(figures["train"]) == {"SLMRec-FAC", "SLMRec-FD", "LightGCN"}
     for train in figures["train"].values():
         assert {"step_s", "epoch_s", "steps_per_epoch", "peak_rss_mib", "profile"} <= set(train)
-    assert set(figures["train"]["SLMRec-FD"]["phases"]) >= {"projection_s", "propagation_s"}
+    assert set(figures["train"]["SLMRec-FAC"]["phases"]) == {
+        "graph propagation (user and ID embeddings, width 2d)",
+        "modality views at the batch's rows (precomputed features)",
+    }
+    assert {
+        "feature projection (all items), 2 dropout copies",
+        "graph propagation (all views, width views x d), 2 dropout copies",
+    } <= set(figures["train"]["SLMRec-FD"]["phases"])
     propagation = figures["propagation"]
     assert propagation["views"] == 4 and propagation["max_abs_difference"] < 1e-4
     assert {"fused", "per_view", "per_view_coo"} <= set(propagation)

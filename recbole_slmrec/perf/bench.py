@@ -280,34 +280,65 @@ def _train_step(model, optimizer, interaction) -> None:
     optimizer.step()
 
 
-def slmrec_phases(model, device: torch.device, repeats: int) -> dict[str, float]:
-    """Forward and backward of the two big parts of an SLMRec step, timed alone.
+def slmrec_phases(model, device: torch.device, repeats: int, interaction, ssl_task: str) -> dict:
+    """The big parts of an SLMRec step, each timed alone, forward and backward.
 
-    ``projection``: every modality's linear map over all items (its weight gradients);
-    ``propagation``: one fused propagation at the model's width ``views x d``.
+    With precomputed features (``precompute_features``, FAC, FM and the clean pass of FD), a
+    step propagates the user and ID embeddings at width ``2d`` and forms the modality views at
+    the batch's rows only; otherwise it projects every item's features and propagates all
+    views at width ``views x d``. FD and FD+FM add two dropout copies of the general pass.
     """
     from recbole_slmrec.model.graph import lightgcn_propagate
+
+    users = interaction[model.USER_ID]
+    items = interaction[model.ITEM_ID] + model.n_users
+    nodes, d = model.norm_adj.shape[0], model.embedding_size
+    symmetric = model.adj_type == "pre"
 
     def projection() -> None:
         model.zero_grad()
         views = model.item_views()[1:]
         torch.autograd.backward(views, [torch.ones_like(view) for view in views])
 
-    ego = torch.randn(
-        model.norm_adj.shape[0], model.n_views * model.embedding_size, device=device
-    ).requires_grad_()
+    def propagation(width: int) -> Callable[[], None]:
+        ego = torch.randn(nodes, width, device=device).requires_grad_()
 
-    def propagation() -> None:
-        ego.grad = None
-        out = lightgcn_propagate(model.norm_adj, ego, model.n_layers, model.adj_type == "pre")
-        out.backward(torch.ones_like(out))
+        def run() -> None:
+            ego.grad = None
+            out = lightgcn_propagate(model.norm_adj, ego, model.n_layers, symmetric)
+            out.backward(torch.ones_like(out))
 
-    result = {
-        "projection_s": timed(projection, device, repeats)["median_s"],
-        "propagation_s": timed(propagation, device, repeats)["median_s"],
-    }
+        return run
+
+    def batch_views() -> None:
+        model.zero_grad()
+        base = torch.randn(nodes, d, device=device, requires_grad=True)
+        id_items = torch.randn(nodes, d, device=device, requires_grad=True)
+        out = [model._views_at(rows, base, id_items, None) for rows in (users, items)]
+        torch.autograd.backward(out, [torch.ones_like(view) for view in out])
+
+    parts: dict[str, float] = {}
+    if model.precompute_features:
+        parts["graph propagation (user and ID embeddings, width 2d)"] = timed(
+            propagation(2 * d), device, repeats
+        )["median_s"]
+        parts["modality views at the batch's rows (precomputed features)"] = timed(
+            batch_views, device, repeats
+        )["median_s"]
+    else:
+        parts["feature projection (all items)"] = timed(projection, device, repeats)["median_s"]
+        parts["graph propagation (all views, width views x d)"] = timed(
+            propagation(model.n_views * d), device, repeats
+        )["median_s"]
+    if ssl_task in ("FD", "FD+FM"):
+        parts["feature projection (all items), 2 dropout copies"] = (
+            2 * (timed(projection, device, repeats)["median_s"])
+        )
+        parts["graph propagation (all views, width views x d), 2 dropout copies"] = (
+            2 * (timed(propagation(model.n_views * d), device, repeats)["median_s"])
+        )
     model.zero_grad()
-    return result
+    return parts
 
 
 def stage_train(spec: dict) -> dict:
@@ -355,8 +386,9 @@ def stage_train(spec: dict) -> dict:
             lambda: _train_step(model, optimizer, interaction), device, PROFILE_STEPS
         )
         if model_name == "SLMRec":
-            result["phases"] = slmrec_phases(model, device, spec["steps"])
-            result["phases"]["propagation_passes"] = 1 if overrides["ssl_task"] == "FAC" else 3
+            result["phases"] = slmrec_phases(
+                model, device, spec["steps"], interaction, overrides["ssl_task"]
+            )
     return result
 
 
@@ -768,16 +800,10 @@ def diagnose(figures: dict, ratios: dict) -> list[dict]:
         if ratios[f"{variant}_vs_views_x_LightGCN"]["met"]:
             continue
         step = train[variant]["step_s"]
-        phases = dict(train[variant].get("phases", {}))
-        passes = phases.pop("propagation_passes", 1)
-        parts = {
-            "feature projection (all items, forward + weight gradients)": phases.get(
-                "projection_s", 0.0
-            ),
-            f"graph propagation ({passes} fused pass(es), forward + backward)": passes
-            * phases.get("propagation_s", 0.0),
-        }
-        parts["the rest (fusion, losses, optimiser)"] = max(0.0, step - sum(parts.values()))
+        parts = dict(train[variant].get("phases", {}))
+        parts["the rest (in-batch B x B losses, fusion, optimiser)"] = max(
+            0.0, step - sum(parts.values())
+        )
         dominant = max(parts, key=parts.get)
         target = TRAIN_RATIO_TARGET * views * lightgcn
         found.append(
@@ -790,7 +816,7 @@ def diagnose(figures: dict, ratios: dict) -> list[dict]:
                 "profile": {
                     f"{name} step": train[name].get("profile", []) for name in (variant, "LightGCN")
                 },
-                "what_it_would_take": _train_advice(dominant, step, target, passes),
+                "what_it_would_take": _train_advice(dominant, step, target),
             }
         )
     if not ratios["fused_propagation_speedup"]["met"]:
@@ -808,29 +834,31 @@ def diagnose(figures: dict, ratios: dict) -> list[dict]:
     return found
 
 
-def _train_advice(dominant: str, step: float, target: float, passes: int) -> str:
+def _train_advice(dominant: str, step: float, target: float) -> str:
     cut = f"A step takes {step * 1e3:.1f} ms against {target * 1e3:.1f} ms: {step - target:.3g} s "
     if dominant.startswith("feature projection"):
         return cut + (
-            "must go, mostly from the projection, which LightGCN does not have: every step maps "
-            "all items' raw features (2 x items x width x d multiply-adds forward, as many for "
-            "the weight gradients) before propagating them. The propagation is linear, so "
-            "without dropout in it (FAC, FM, none) this can be precomputed exactly: with "
-            "S_m = mean over l of A^l [0; X_m] computed once, view m reads out as the "
-            "propagated [E_u; 0] (shared by all views) plus S_m W_m + s b_m, and a step needs "
-            "S_m at the batch's rows only, leaving about one propagation at width 2 d per step. "
-            "FD's dropout in every layer breaks the linearity; there it would take fewer "
-            "feature columns (a PCA of X_m, once at load) or bf16 products on a GPU."
+            "must go, mostly from projecting every item's raw features in the dropout copies. "
+            "Dropout in every layer breaks the linearity that lets FAC and FM propagate the "
+            "features once; FD would need fewer feature columns (a PCA of X_m, once at load) "
+            "or bf16 products on a GPU."
         )
     if dominant.startswith("graph propagation"):
         return cut + (
-            f"must go, mostly from the {passes} propagation pass(es) at width views x d. "
-            "Fewer passes (FD propagates three times per step) or the shared-user-half split "
-            "of the fused product (see the fusion diagnosis) would take it there."
+            "must go, mostly from the sparse propagation passes. Fewer passes (FD propagates "
+            "three times per step) or a GPU's sparse kernels would take it there."
+        )
+    if dominant.startswith("modality views"):
+        return cut + (
+            "must go, mostly from forming the modality views at the batch's rows: B x d_m x d "
+            "per view and side, from d_m-wide propagated features. Deduplicating the batch's "
+            "users and items, or reducing d_m once at load, would shrink it."
         )
     return cut + (
-        "must go from the fusion layers, the in-batch losses and the optimiser: a fused "
-        "optimiser (Adam foreach/fused) and a larger batch per step amortise them."
+        "must go from what LightGCN's BPR step does not have: three B x B logit matrices of "
+        "in-batch InfoNCE (main loss and FAC stages, B x B x d multiply-adds each, twice that "
+        "backward), the fusion layers and a larger optimiser step. A smaller batch per step, "
+        "or bf16 logits on a GPU, would take it there."
     )
 
 
