@@ -855,10 +855,11 @@ def _train_advice(dominant: str, step: float, target: float) -> str:
             "users and items, or reducing d_m once at load, would shrink it."
         )
     return cut + (
-        "must go from what LightGCN's BPR step does not have: three B x B logit matrices of "
-        "in-batch InfoNCE (main loss and FAC stages, B x B x d multiply-adds each, twice that "
-        "backward), the fusion layers and a larger optimiser step. A smaller batch per step, "
-        "or bf16 logits on a GPU, would take it there."
+        "must go from what LightGCN's BPR step does not have: the B x B logit matrices of the "
+        "in-batch InfoNCE losses (three per step: the main loss and two FAC stages, or the "
+        "user and item terms of FD and FM; B x B x d multiply-adds each, twice that backward), "
+        "the dropout masks of FD, the fusion layers and a larger optimiser step. A smaller "
+        "batch per step, or bf16 logits on a GPU, would take it there."
     )
 
 
