@@ -83,6 +83,21 @@ class MultiModalRecommender(GeneralRecommender):
                     feature.vocab_size, feature.width, mode="mean", padding_idx=0
                 )
 
+    def init_layers(self) -> None:
+        """Xavier-uniform weights and zero biases of every linear layer, Xavier-uniform word
+        embeddings with a zero padding row; clears the inference cache."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.EmbeddingBag):
+                nn.init.xavier_uniform_(module.weight)
+                with torch.no_grad():
+                    module.weight[0].zero_()
+        self.restore_user_e = None
+        self.restore_item_e = None
+
     def modality_input(self, name: str) -> torch.Tensor:
         """The ``n_items x d_m`` input features of modality ``name``."""
         if name in self.word_bags:

@@ -226,17 +226,7 @@ class MMGCN(MultiModalRecommender):
         nn.init.xavier_normal_(self.id_embedding)
         for graph in self.graphs.values():
             nn.init.xavier_normal_(graph.preference)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.EmbeddingBag):
-                nn.init.xavier_uniform_(module.weight)
-                with torch.no_grad():
-                    module.weight[0].zero_()
-        self.restore_user_e = None
-        self.restore_item_e = None
+        self.init_layers()
 
     def forward(self) -> torch.Tensor:
         """The node representations: the mean over modalities, ``(n_users + n_items) x d``."""

@@ -121,16 +121,7 @@ class SLMRec(MultiModalRecommender):
         """Xavier-uniform weights and zero biases for every layer; clears the cache."""
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_embedding.weight)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.EmbeddingBag):
-                nn.init.xavier_uniform_(module.weight)
-                with torch.no_grad():
-                    module.weight[0].zero_()
-        self.restore_user_e = None
-        self.restore_item_e = None
+        self.init_layers()
 
     def _precompute_feature_propagation(self, chunk: int = 256) -> None:
         """Register ``<name>_prop`` = ``S [0; X_m]`` (``N x d_m``) and ``ones_prop`` = ``S [0; 1]``.
