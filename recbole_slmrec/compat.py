@@ -19,6 +19,10 @@ instead of training on wrong data:
   its ``Config`` object (full pickle) in every checkpoint. :func:`checkpoint_state` builds a
   checkpoint of plain types only, and :func:`load_checkpoint` always reads with
   ``weights_only=True``, whatever the torch version.
+* RecBole's trainer creates its checkpoint folder with ``ensure_dir``, which checks for the
+  folder and then creates it. Two ranks that start together can both see it missing, and the
+  slower one fails with ``FileExistsError``. :func:`prepare_checkpoint_dir` creates the folder
+  race-free before RecBole looks for it.
 """
 
 from __future__ import annotations
@@ -96,6 +100,11 @@ def silence_known_warnings() -> None:
     warnings.filterwarnings(
         "ignore", message=r"`torch.cuda.amp.GradScaler\(args...\)` is deprecated"
     )
+
+
+def prepare_checkpoint_dir(config: Any) -> None:
+    """Create ``config["checkpoint_dir"]`` if it is missing, safely when ranks race to do it."""
+    os.makedirs(config["checkpoint_dir"], exist_ok=True)
 
 
 def _plain(value: Any) -> Any:

@@ -9,7 +9,12 @@ from typing import Any
 from recbole.utils import get_trainer as recbole_get_trainer
 from recbole.utils import set_color
 
-from recbole_slmrec.compat import checkpoint_state, load_checkpoint, save_checkpoint
+from recbole_slmrec.compat import (
+    checkpoint_state,
+    load_checkpoint,
+    prepare_checkpoint_dir,
+    save_checkpoint,
+)
 from recbole_slmrec.distributed import barrier, broadcast_object, deferred_wrapping, wrap_model
 
 
@@ -24,6 +29,7 @@ class PluginTrainerMixin:
     """
 
     def __init__(self, config, model):
+        prepare_checkpoint_dir(config)
         with deferred_wrapping(config):
             super().__init__(config, model)
         if not config["single_spec"]:

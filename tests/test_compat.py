@@ -1,5 +1,6 @@
 """The pinned dependency set and the compatibility layer."""
 
+import os
 import pickle
 
 import pandas as pd
@@ -90,3 +91,25 @@ def test_save_checkpoint_leaves_no_partial_file(tmp_path, monkeypatch):
         compat.save_checkpoint({"x": 1}, str(path))
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_checkpoint_dir_exists_before_recbole_looks_for_it(tmp_path, monkeypatch):
+    # RecBole's ensure_dir checks, then creates: a second rank starting at the same moment fails
+    # with FileExistsError. The plugin trainer creates the folder race-free first, so RecBole's
+    # check always finds it.
+    from recbole_slmrec.trainer import PluginTrainerMixin
+
+    seen = []
+
+    class Base:
+        def __init__(self, config, model):
+            seen.append(os.path.isdir(config["checkpoint_dir"]))
+
+    class Trainer(PluginTrainerMixin, Base):
+        pass
+
+    target = tmp_path / "a" / "saved"
+    Trainer({"checkpoint_dir": str(target), "single_spec": True}, model=None)
+    assert seen == [True]
+    compat.prepare_checkpoint_dir({"checkpoint_dir": str(target)})  # exists already: no error
+    assert target.is_dir()
