@@ -134,6 +134,13 @@ def test_rerun_skips_finished_runs(finished, data_path, tmp_path, caplog):
     assert {rid: p.stat().st_mtime_ns for rid, p in run_files(out).items()} == mtimes
     write_report(outcome)
     assert read_csv(out / "results.csv") == read_csv(finished / "results.csv")
+    # the reused runs' wall times are reported, not only this quick call's
+    walls = [json.loads(p.read_text())["result"]["wall_time_s"] for p in run_files(out).values()]
+    command = (out / "command.txt").read_text(encoding="utf-8")
+    assert (
+        f"summed over its 4 runs, those finished by earlier calls included: {sum(walls):.1f} s"
+        in (command)
+    )
 
 
 def test_partly_finished_benchmark_redoes_only_the_missing_run(

@@ -225,8 +225,15 @@ def _environment_lines(outcome: Outcome, env: dict[str, Any]) -> list[str]:
         f"versions: {versions}",
         f"machine: {machine['platform']}, {machine['processor']}, {machine['cpu_count']} CPUs, "
         f"torch threads {machine['torch_threads']}, device {machine['device']}",
-        f"benchmark wall time: {outcome.elapsed_s:.1f} s",
+        f"wall time of this call: {outcome.elapsed_s:.1f} s; summed over its "
+        f"{len(outcome.records)} runs, those finished by earlier calls included: "
+        f"{_runs_wall(outcome):.1f} s",
     ]
+
+
+def _runs_wall(outcome: Outcome) -> float:
+    """The summed wall time of every run of the outcome, reused ones included."""
+    return sum(record["result"]["wall_time_s"] for record in outcome.records.values())
 
 
 def plot_curves(outcome: Outcome, by: str, path: str) -> None:
