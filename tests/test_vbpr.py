@@ -148,3 +148,22 @@ def test_end_to_end(tmp_path, monkeypatch, modalities):
     scores = model.full_sort_predict(interaction)
     assert scores.shape == (len(interaction[model.USER_ID]) * model.n_items,)
     assert torch.isfinite(scores).all()
+
+
+def test_weight_decay_regularises_the_content_parameters(tmp_path):
+    # E and beta' enter no reg_weight term: the optimiser's weight decay is what regularises them
+    from recbole_slmrec.trainer import get_trainer
+
+    write_dataset(tmp_path, ALL)
+    config, train_data, _, _ = build("VBPR", tmp_path, checkpoint_dir=str(tmp_path / "saved"))
+    model = VBPR(config, train_data._dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    decayed = {
+        id(p)
+        for group in trainer.optimizer.param_groups
+        if group["weight_decay"] > 0
+        for p in group["params"]
+    }
+    assert config["weight_decay"] == pytest.approx(1e-4)
+    assert id(model.feature_projection.weight) in decayed
+    assert id(model.content_bias.weight) in decayed

@@ -36,7 +36,15 @@ class VBPR(MultiModalRecommender):
     modality dominates the concatenation by its scale; word-id modalities enter through their
     learned bag-of-words embedding. The loss is BPR with one sampled negative plus
     ``reg_weight`` times the squared L2 norms of the batch's ``gamma_u``, ``theta_u``, and
-    ``gamma`` and ``beta`` of its positive and negative items, divided by the batch size.
+    ``gamma`` and ``beta`` of its positive and negative items, divided by the batch size; Adam's
+    ``weight_decay`` (1e-4 by default) regularises every parameter, the projection ``E`` and
+    the content bias ``beta'`` included, as the paper's ``lambda_Theta ||Theta||^2`` does.
+
+    Note:
+        Without the weight decay ``E`` and ``beta'`` are unregularised. On the real Tiktok copy
+        (lr 1e-3, seed 2020) validation Recall@20 then peaks at epoch 1 (0.036) and falls below
+        0.02 as the content term overfits; with ``weight_decay`` 1e-4 it still rises at
+        epoch 29 (0.051).
     """
 
     input_type = InputType.PAIRWISE
