@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 from bench_fixtures import TINY_NAME, fake_result, write_tiny_dataset
 
-from recbole_slmrec.benchmark import cli, main, runs
+from recbole_slmrec.benchmark import cli, main, runs, suite
 from recbole_slmrec.benchmark.report import TABLE_METRICS, write_report
 from recbole_slmrec.benchmark.suite import Benchmark, BenchmarkError
 
@@ -167,6 +167,49 @@ def test_partly_finished_benchmark_redoes_only_the_missing_run(
     after = run_files(out)
     assert set(after) == set(files)
     assert {rid: after[rid].stat().st_mtime_ns for rid in mtimes} == mtimes
+
+
+def test_run_trained_with_other_defaults_is_done_again(
+    finished, data_path, tmp_path, caplog, monkeypatch
+):
+    # a model's default properties are not part of the run key: a run whose stored final
+    # configuration differs from the one it would get now (a changed YAML default, simulated
+    # here by editing the record) is trained again, and the warning names the setting
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    files = run_files(out)
+    stale = next(rid for rid in files if rid.startswith("BPR-seed2020"))
+    record = json.loads(files[stale].read_text())
+    record["result"]["config"]["weight_decay"] = 0.5
+    record["result"]["config"]["device"] = "cuda"  # where it ran does not make it stale
+    files[stale].write_text(json.dumps(record))
+    local = next(rid for rid in files if rid.startswith("SLMRec-seed2021"))
+    record = json.loads(files[local].read_text())
+    record["result"]["config"].update(device="cuda", checkpoint_dir="/elsewhere", gpu_id="1")
+    files[local].write_text(json.dumps(record))
+    trained = []
+
+    def counting(spec, checkpoint_dir, log_file):
+        trained.append((spec["model"], spec["seed"]))
+        return in_process(spec, checkpoint_dir, log_file)
+
+    monkeypatch.chdir(tmp_path)
+    options = options_for(
+        data_path, out, "--models=SLMRec,BPR", "--seeds=2020,2021", "--epochs=2", *SMALL
+    )
+    caplog.set_level(logging.INFO)
+    Benchmark(options, execute=counting).run()
+    assert trained == [("BPR", 2020)]
+    warnings = [m for m in caplog.messages if "trained with other settings" in m]
+    assert len(warnings) == 1
+    assert stale in warnings[0] and "weight_decay 0.5 -> 0.0" in warnings[0]
+    assert "device" not in warnings[0]
+
+
+def test_changed_settings_compares_shared_keys_outside_the_run_local_ones():
+    stored = {"learning_rate": 0.01, "device": "cpu", "only_stored": 1, "n_layers": 2}
+    current = {"learning_rate": 0.001, "device": "cuda", "only_current": 2, "n_layers": 2}
+    assert suite.changed_settings(stored, current) == {"learning_rate": (0.01, 0.001)}
 
 
 def test_run_key_covers_model_variant_seed_dataset_and_budget(tmp_path):

@@ -8,6 +8,7 @@ another, each in a fresh process; finished runs are stored and never trained twi
 
 from __future__ import annotations
 
+import json
 import os
 from collections import deque
 from dataclasses import dataclass, field
@@ -30,6 +31,48 @@ from recbole_slmrec.compat import check_environment
 from recbole_slmrec.config import Config
 from recbole_slmrec.model.general_recommender.slmrec import FUSIONS, SCORE_TYPES, SSL_TASKS
 from recbole_slmrec.quick_start import build_missing_demo, check_dataset
+
+#: Keys of a run's final configuration that say where and how it ran, not what it trained.
+RUN_LOCAL_KEYS = frozenset(
+    {
+        "checkpoint_dir",
+        "data_path",
+        "device",
+        "gpu_id",
+        "use_gpu",
+        "local_rank",
+        "single_spec",
+        "state",
+        "show_progress",
+        "worker",
+        "log_wandb",
+        "wandb_project",
+        "dataset_save_path",
+        "dataloaders_save_path",
+        "nproc",
+        "world_size",
+        "offset",
+        "ip",
+        "port",
+        "backend",
+    }
+)
+
+
+def plain_config(config: Config) -> dict[str, Any]:
+    """A configuration's final settings as JSON types, as a run's record stores them."""
+    return json.loads(json.dumps(dict(config.final_config_dict), default=str))
+
+
+def changed_settings(stored: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple]:
+    """The settings, outside :data:`RUN_LOCAL_KEYS`, whose stored and current values differ.
+
+    Only keys that both configurations hold are compared: a run's final configuration also
+    holds keys that RecBole adds while it runs.
+    """
+    keys = (stored.keys() & current.keys()) - RUN_LOCAL_KEYS
+    return {key: (stored[key], current[key]) for key in sorted(keys) if stored[key] != current[key]}
+
 
 ABLATION_MODEL = "SLMRec"
 #: The ablation's settings, each changing the reference SLMRec in one respect.
@@ -251,6 +294,8 @@ class Benchmark:
         logger = getLogger()
         record = self.store.load(rid, spec)
         if record is not None:
+            record = self._unless_stale(row, spec, rid, record)
+        if record is not None:
             logger.info(f"{prefix}: skipped, finished earlier ({self.store.path(rid)})")
             self.records[rid] = record
             return record
@@ -278,6 +323,28 @@ class Benchmark:
         )
         self.records[rid] = record
         return record
+
+    def _unless_stale(
+        self, row: Row, spec: dict[str, Any], rid: str, record: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """``record``, or ``None`` when the configuration would now train another run.
+
+        The run key covers the benchmark's options, not the model's default properties: a
+        changed default (a model YAML of the package, say) leaves the key alone, so the stored
+        final configuration is compared with the one the run would get now.
+        """
+        files = self.options.model_configs.get(row.model) or None
+        checkpoint_dir = os.path.join(self.checkpoint_root, rid)
+        current = Config(row.model, self.options.dataset, files, run_config(spec, checkpoint_dir))
+        changed = changed_settings(record["result"].get("config", {}), plain_config(current))
+        if not changed:
+            return record
+        details = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changed.items())
+        getLogger().warning(
+            f"Run file {self.store.path(rid)} was trained with other settings ({details}); "
+            "the run is done again"
+        )
+        return None
 
     def _select_lr(self, row: Row) -> dict[str, Any]:
         seed = self.options.seeds[0]
