@@ -28,6 +28,16 @@ def in_process(spec: dict, checkpoint_dir: str, log_file: str) -> dict:
     return runs.train(spec, checkpoint_dir)
 
 
+def counting_executor(trained: list) -> runs.Executor:
+    """Trains in this process and appends ``(model, seed)`` of every run to ``trained``."""
+
+    def counting(spec: dict, checkpoint_dir: str, log_file: str) -> dict:
+        trained.append((spec["model"], spec["seed"]))
+        return in_process(spec, checkpoint_dir, log_file)
+
+    return counting
+
+
 def options_for(data_path: Path, out: Path, *extra: str):
     argv = ["--dataset", TINY_NAME, "--data_path", str(data_path), "--output_dir", str(out)]
     return cli.make_options(cli.build_parser(), [*argv, *extra])
@@ -112,7 +122,7 @@ def test_table_agrees_with_run_files(finished):
         # test figures at the best validation epoch: that epoch's validation result
         best = record["result"]["history"][record["result"]["best_epoch"]]
         assert best["valid_result"] == record["result"]["best_valid_result"]
-        assert record["result"]["config"]["stopping_step"] == 10
+        assert record["result"]["config"]["stopping_step"] == 30  # the default patience
         assert record["result"]["config"]["valid_metric"] == "Recall@20"
         assert record["result"]["config"]["show_progress"] is False
 
@@ -153,11 +163,7 @@ def test_partly_finished_benchmark_redoes_only_the_missing_run(
     files[missing].unlink()
     mtimes = {rid: path.stat().st_mtime_ns for rid, path in run_files(out).items()}
     trained = []
-
-    def counting(spec, checkpoint_dir, log_file):
-        trained.append((spec["model"], spec["seed"]))
-        return in_process(spec, checkpoint_dir, log_file)
-
+    counting = counting_executor(trained)
     monkeypatch.chdir(tmp_path)
     options = options_for(
         data_path, out, "--models=SLMRec,BPR", "--seeds=2020,2021", "--epochs=2", *SMALL
@@ -188,11 +194,7 @@ def test_run_trained_with_other_defaults_is_done_again(
     record["result"]["config"].update(device="cuda", checkpoint_dir="/elsewhere", gpu_id="1")
     files[local].write_text(json.dumps(record))
     trained = []
-
-    def counting(spec, checkpoint_dir, log_file):
-        trained.append((spec["model"], spec["seed"]))
-        return in_process(spec, checkpoint_dir, log_file)
-
+    counting = counting_executor(trained)
     monkeypatch.chdir(tmp_path)
     options = options_for(
         data_path, out, "--models=SLMRec,BPR", "--seeds=2020,2021", "--epochs=2", *SMALL

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Example: slmrec_benchmark --dataset=ml-100k-mm --models=SLMRec,LightGCN,BPR "
-            "--n_seeds=3 --epochs=200 --stopping_step=10 --lr_grid=1e-3,1e-2 --ablation"
+            "--n_seeds=3 --epochs=200 --stopping_step=30 --lr_grid=1e-3,1e-2 --ablation"
         ),
     )
     parser.add_argument("--dataset", default="ml-100k-mm", help="dataset name (ml-100k-mm)")
@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stopping_step",
         type=int,
-        default=10,
-        help="early-stopping patience: evaluations without improvement (10)",
+        default=30,
+        help="early-stopping patience: evaluations without improvement (30)",
     )
     parser.add_argument(
         "--output_dir", default=None, help="output folder (benchmark_results/DATASET)"
