@@ -147,10 +147,10 @@ def test_rerun_skips_finished_runs(finished, data_path, tmp_path, caplog):
     # the reused runs' wall times are reported, not only this quick call's
     walls = [json.loads(p.read_text())["result"]["wall_time_s"] for p in run_files(out).values()]
     command = (out / "command.txt").read_text(encoding="utf-8")
-    assert (
+    expected = (
         f"summed over its 4 runs, those finished by earlier calls included: {sum(walls):.1f} s"
-        in (command)
     )
+    assert expected in command
 
 
 def test_partly_finished_benchmark_redoes_only_the_missing_run(

@@ -211,6 +211,11 @@ def peak_rss_mib() -> float:
     return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
+def plain_config(config: Any) -> dict[str, Any]:
+    """A configuration's final settings as JSON types, as a run's record stores them."""
+    return json.loads(json.dumps(dict(config.final_config_dict), default=str))
+
+
 def train(spec: dict[str, Any], checkpoint_dir: str) -> dict[str, Any]:
     """Train and test one run in this process with :func:`recbole_slmrec.quick_start.run`.
 
@@ -234,7 +239,7 @@ def train(spec: dict[str, Any], checkpoint_dir: str) -> dict[str, Any]:
         saved=True,
     )
     wall = perf_counter() - start
-    config = json.loads(json.dumps(dict(result["config"].final_config_dict), default=str))
+    config = plain_config(result["config"])
     return {
         "best_valid_score": result["best_valid_score"],
         "best_valid_result": result["best_valid_result"],

@@ -8,7 +8,6 @@ another, each in a fresh process; finished runs are stored and never trained twi
 
 from __future__ import annotations
 
-import json
 import os
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from recbole_slmrec.benchmark.runs import (
     RunStore,
     dataset_digest,
     make_spec,
+    plain_config,
     run_config,
     run_id,
     train_in_subprocess,
@@ -57,11 +57,6 @@ RUN_LOCAL_KEYS = frozenset(
         "backend",
     }
 )
-
-
-def plain_config(config: Config) -> dict[str, Any]:
-    """A configuration's final settings as JSON types, as a run's record stores them."""
-    return json.loads(json.dumps(dict(config.final_config_dict), default=str))
 
 
 def changed_settings(stored: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple]:
