@@ -275,6 +275,8 @@ def test_ablation_rows(data_path, tmp_path):
         "SLMRec[ssl_task=none,ssl_alpha=0.0]",
         "SLMRec[fusion=mean]",
         "SLMRec[score_type=cosine]",
+        "SLMRec[logq_correction=True]",
+        "SLMRec[mask_train_positives=True]",
     ]
     assert [row.label for row in outcome.rows] == expected
     assert list(read_csv(Path(paths["csv"]))) == expected
@@ -283,6 +285,22 @@ def test_ablation_rows(data_path, tmp_path):
     for label in expected:
         assert f"| `{label}` |" in markdown
     assert "ssl_task=FAC, ssl_alpha=0.1, fusion=concat, score_type=dot" in markdown
+
+
+def test_ablation_groups_can_be_chosen(data_path, tmp_path):
+    options = options_for(
+        data_path, tmp_path / "out", "--models=BPR", "--ablation=logq_correction,fusion"
+    )
+    rows, reference = Benchmark(options).plan()
+    assert [row.label for row in rows] == [
+        "BPR",
+        "SLMRec",
+        "SLMRec[logq_correction=True]",
+        "SLMRec[fusion=mean]",
+    ]
+    assert reference["logq_correction"] is False
+    with pytest.raises(SystemExit):
+        options_for(data_path, tmp_path / "out", "--models=BPR", "--ablation=fusion,bogus")
 
 
 def test_ablation_reference_follows_the_overrides(data_path, tmp_path):
@@ -332,9 +350,9 @@ def test_lr_grid_selects_on_validation_only(data_path, tmp_path, monkeypatch):
         # each rate on the first seed, then the other seed with the selected rate only
         own = [(lr, seed) for name, lr, seed in calls if name == model][:3]
         assert own == [(0.001, 2020), (0.01, 2020), (0.001, 2021)]
-    # the six ablation variants use the rate selected for SLMRec, with no grid of their own
+    # the eight ablation variants use the rate selected for SLMRec, with no grid of their own
     variants = [(lr, seed) for name, lr, seed in calls if name == "SLMRec"][3:]
-    assert len(variants) == 6 * 2 and all(lr == 0.001 for lr, _ in variants)
+    assert len(variants) == 8 * 2 and all(lr == 0.001 for lr, _ in variants)
     rows = read_csv(Path(paths["csv"]))
     assert float(rows["BPR"]["learning_rate"]) == 0.001
     assert float(rows["BPR"]["test_recall@20_mean"]) == pytest.approx(0.1005)

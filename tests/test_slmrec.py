@@ -11,7 +11,7 @@ from recbole.data import create_dataset, data_preparation
 
 from recbole_slmrec.config import Config
 from recbole_slmrec.model.general_recommender.slmrec import SLMRec
-from recbole_slmrec.model.losses import info_nce
+from recbole_slmrec.model.losses import accidental_hits, info_nce, pair_index, pairs_contain
 
 
 def build(tmp_path, words=False, **overrides):
@@ -115,6 +115,93 @@ def test_main_loss_is_in_batch_infonce_on_cosine(tmp_path):
     logits = p @ q.T / 0.2
     expected = F.cross_entropy(logits, torch.arange(len(p)))
     torch.testing.assert_close(model.calculate_loss(data), expected)
+
+
+@pytest.mark.parametrize("max_cells", [1, 7, 1 << 25])  # one query row per chunk, some, all
+def test_pair_lookup_matches_a_python_set(max_cells):
+    rows = torch.tensor([0, 0, 2, 3, 3, 3, 2])  # (2, 1) twice: duplicates are one pair
+    cols = torch.tensor([1, 4, 1, 0, 2, 4, 1])
+    index = pair_index(rows, cols, n_rows=5)
+    assert index[0].tolist() == [0, 2, 2, 3, 6, 6]
+    assert index[1].tolist() == [1, 4, 1, 0, 2, 4]
+    truth = set(zip(rows.tolist(), cols.tolist()))
+    q_rows = torch.tensor([0, 1, 2, 3, 4, 3])  # a repeated query row, a row without pairs
+    q_cols = torch.tensor([0, 1, 2, 3, 4, 1])
+    got = pairs_contain(index, 5, q_rows, q_cols, max_cells=max_cells)
+    expected = torch.tensor([[(r, c) in truth for c in q_cols.tolist()] for r in q_rows.tolist()])
+    assert torch.equal(got, expected)
+    empty = pair_index(torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), 5)
+    assert not pairs_contain(empty, 5, q_rows, q_cols).any()
+
+
+def test_accidental_hits_are_the_users_other_positives():
+    # user 1 has items {2, 3}; user 4 has item {3}
+    index = pair_index(torch.tensor([1, 1, 4]), torch.tensor([2, 3, 3]), n_rows=6)
+    users = torch.tensor([1, 4, 1])
+    items = torch.tensor([2, 3, 3])
+    hits = accidental_hits(index, 6, users, items)
+    # row 0 (user 1): items 3 and 3 are its positives; row 1 (user 4): item 2 is not, the
+    # second 3 is a repeat of its own; row 2 (user 1): item 2 is its positive, 3 is the target
+    expected = torch.tensor([[False, True, True], [False, False, True], [True, True, False]])
+    assert torch.equal(hits, expected)
+
+
+def test_info_nce_leaves_excluded_logits_out():
+    torch.manual_seed(4)
+    a, b = torch.randn(4, 3), torch.randn(4, 3)
+    exclude = torch.zeros(4, 4, dtype=torch.bool)
+    exclude[0, 2] = exclude[3, 1] = True
+    logits = a @ b.T / 0.5
+    expected = []
+    for k in range(4):
+        keep = [j for j in range(4) if not exclude[k, j]]
+        row = logits[k, keep]
+        expected.append(-(logits[k, k] - torch.logsumexp(row, 0)).item())
+    assert info_nce(a, b, 0.5, exclude=exclude).item() == pytest.approx(np.mean(expected), rel=1e-5)
+
+
+def test_main_loss_can_mask_the_users_training_positives(tmp_path):
+    model, train, _ = build(tmp_path, ssl_task="none", mask_train_positives=True)
+    data = batch(train)
+    users, items = data["user_id"], data["item_id"]
+    inter = train._dataset.inter_feat
+    positives = set(zip(inter["user_id"].tolist(), inter["item_id"].tolist()))
+    user_e, item_e, _ = model.forward()
+    p = F.normalize(user_e[users], dim=1)
+    q = F.normalize(item_e[items], dim=1)
+    logits = p @ q.T / 0.2
+    n_masked = 0
+    terms = []
+    for k in range(len(users)):
+        keep = [
+            j
+            for j in range(len(items))
+            if j == k or (users[k].item(), items[j].item()) not in positives
+        ]
+        n_masked += len(items) - len(keep)
+        terms.append(logits[k, k] - torch.logsumexp(logits[k, keep], 0))
+    assert n_masked > 0, "the fixture's batch must hold some accidental hits"
+    torch.testing.assert_close(model.calculate_loss(data), -torch.stack(terms).mean())
+    # the graph's pairs and the mask's pairs are the training interactions, nothing else
+    assert model.train_indices.numel() == len(positives)
+
+
+def test_logq_correction_subtracts_the_log_share_of_each_column_item(tmp_path):
+    model, train, _ = build(tmp_path, ssl_task="none", logq_correction=True)
+    data = batch(train)
+    users, items = data["user_id"], data["item_id"]
+    train_items = train._dataset.inter_feat["item_id"].tolist()
+    share = torch.tensor([train_items.count(i) / len(train_items) for i in items.tolist()])
+    user_e, item_e, _ = model.forward()
+    p = F.normalize(user_e[users], dim=1)
+    q = F.normalize(item_e[items], dim=1)
+    logits = p @ q.T / 0.2 - share.log().unsqueeze(0)
+    expected = F.cross_entropy(logits, torch.arange(len(p)))
+    torch.testing.assert_close(model.calculate_loss(data), expected)
+    # not a no-op on this fixture: the items' shares differ
+    assert share.min() < share.max()
+    plain = F.cross_entropy(p @ q.T / 0.2, torch.arange(len(p)))
+    assert not torch.allclose(plain, expected)
 
 
 def test_fac_stages_equal_direct_computation(tmp_path):

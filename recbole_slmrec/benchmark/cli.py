@@ -14,7 +14,13 @@ from typing import Any
 
 from recbole_slmrec.benchmark.report import write_report
 from recbole_slmrec.benchmark.runs import DERIVED_KEYS, PROTOCOL
-from recbole_slmrec.benchmark.suite import ABLATION_MODEL, Benchmark, BenchmarkError, Options
+from recbole_slmrec.benchmark.suite import (
+    ABLATION_GROUPS,
+    ABLATION_MODEL,
+    Benchmark,
+    BenchmarkError,
+    Options,
+)
 from recbole_slmrec.cli import USER_ERRORS
 from recbole_slmrec.utils import plugin_model_names
 
@@ -90,8 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ablation",
-        action="store_true",
-        help="add the SLMRec ablation: ssl_task, fusion and score_type variants, one row each",
+        nargs="?",
+        const=",".join(ABLATION_GROUPS),
+        default="",
+        metavar="GROUPS",
+        help=(
+            "add the SLMRec ablation, one row per variant; GROUPS is a comma-separated subset "
+            f"of {', '.join(ABLATION_GROUPS)} (all when omitted)"
+        ),
     )
     return parser
 
@@ -161,7 +173,13 @@ def make_options(parser: argparse.ArgumentParser, argv: list[str]) -> Options:
         parser.error("--lr_grid takes positive learning rates")
     if args.epochs < 1 or args.stopping_step < 1:
         parser.error("--epochs and --stopping_step must be at least 1")
-    configured = set(models) | ({ABLATION_MODEL} if args.ablation else set())
+    ablation = tuple(dict.fromkeys(g.strip() for g in args.ablation.split(",") if g.strip()))
+    unknown = [group for group in ablation if group not in ABLATION_GROUPS]
+    if unknown:
+        parser.error(
+            f"--ablation {','.join(unknown)}: expected groups among {', '.join(ABLATION_GROUPS)}"
+        )
+    configured = set(models) | ({ABLATION_MODEL} if ablation else set())
     model_configs: dict[str, list[str]] = {}
     for item in args.model_config:
         model, _, path = item.partition("=")
@@ -183,7 +201,7 @@ def make_options(parser: argparse.ArgumentParser, argv: list[str]) -> Options:
         overrides=parse_overrides(parser, rest, bool(lr_grid)),
         model_configs=model_configs,
         lr_grid=list(dict.fromkeys(lr_grid)),
-        ablation=args.ablation,
+        ablation=ablation,
         command=shlex.join(["python", "-m", "recbole_slmrec.benchmark", *argv]),
     )
 

@@ -70,14 +70,28 @@ def changed_settings(stored: dict[str, Any], current: dict[str, Any]) -> dict[st
 
 
 ABLATION_MODEL = "SLMRec"
-#: The ablation's settings, each changing the reference SLMRec in one respect.
-ABLATION_SETTINGS: tuple[dict[str, Any], ...] = (
-    *({"ssl_task": task} for task in SSL_TASKS if task != "none"),
-    {"ssl_task": "none", "ssl_alpha": 0.0},
-    *({"fusion": fusion} for fusion in FUSIONS),
-    *({"score_type": score} for score in SCORE_TYPES),
+#: The ablation's groups of settings; each setting changes the reference SLMRec in one respect.
+ABLATION_GROUPS: dict[str, tuple[dict[str, Any], ...]] = {
+    "ssl_task": (
+        *({"ssl_task": task} for task in SSL_TASKS if task != "none"),
+        {"ssl_task": "none", "ssl_alpha": 0.0},
+    ),
+    "fusion": tuple({"fusion": fusion} for fusion in FUSIONS),
+    "score_type": tuple({"score_type": score} for score in SCORE_TYPES),
+    "logq_correction": ({"logq_correction": False}, {"logq_correction": True}),
+    "mask_train_positives": ({"mask_train_positives": False}, {"mask_train_positives": True}),
+}
+ABLATION_SETTINGS: tuple[dict[str, Any], ...] = tuple(
+    setting for group in ABLATION_GROUPS.values() for setting in group
 )
-ABLATION_KEYS = ("ssl_task", "ssl_alpha", "fusion", "score_type")
+ABLATION_KEYS = (
+    "ssl_task",
+    "ssl_alpha",
+    "fusion",
+    "score_type",
+    "logq_correction",
+    "mask_train_positives",
+)
 LOG_TAIL_LINES = 15
 
 
@@ -100,7 +114,7 @@ class Options:
         overrides: configuration overrides applied to every run alike.
         model_configs: per-model configuration files, in order.
         lr_grid: learning rates to select from on validation; empty to use each model's own.
-        ablation: whether to add the SLMRec ablation rows.
+        ablation: the :data:`ABLATION_GROUPS` whose SLMRec rows to add (empty: none).
         command: the command line, for the record.
     """
 
@@ -114,7 +128,7 @@ class Options:
     overrides: dict[str, Any] = field(default_factory=dict)
     model_configs: dict[str, list[str]] = field(default_factory=dict)
     lr_grid: list[float] = field(default_factory=list)
-    ablation: bool = False
+    ablation: tuple[str, ...] = ()
     command: str = ""
 
 
@@ -268,7 +282,8 @@ class Benchmark:
             return rows, None
         reference = configs[ABLATION_MODEL]
         settings = {key: reference[key] for key in ABLATION_KEYS}
-        for setting in ABLATION_SETTINGS:
+        chosen = [ABLATION_GROUPS[group] for group in self.options.ablation]
+        for setting in (setting for group in chosen for setting in group):
             if all(settings[key] == value for key, value in setting.items()):
                 continue  # the reference row itself
             label = variant_label(ABLATION_MODEL, setting)

@@ -22,11 +22,16 @@ from recbole_slmrec.model.abstract import (
     check_int,
 )
 from recbole_slmrec.model.graph import ADJ_TYPES, lightgcn_propagate
-from recbole_slmrec.model.losses import info_nce
+from recbole_slmrec.model.losses import accidental_hits, info_nce, pair_index
 
 SSL_TASKS = ("FAC", "FD", "FM", "FD+FM", "none")
 FUSIONS = ("concat", "mean")
 SCORE_TYPES = ("dot", "cosine")
+
+
+def train_item_ids(dataset) -> torch.Tensor:
+    """The item id of every training interaction of ``dataset``."""
+    return torch.as_tensor(dataset.inter_feat[dataset.iid_field]).long()
 
 
 class SLMRec(MultiModalRecommender):
@@ -48,6 +53,9 @@ class SLMRec(MultiModalRecommender):
         vectors once at start-up, so they never learned.
         Models are selected on the validation split: the reference stopped on the test set.
         ``ssl_task: none`` (or ``ssl_alpha`` 0) trains the main loss alone, for ablations.
+        ``mask_train_positives`` (off by default, as in the reference) leaves out of each
+        user's in-batch negatives the items it has in the training set: on dense data many
+        in-batch "negatives" are the user's own positives (docs/BENCHMARK.md measures this).
         With several processes, each rank's in-batch losses contrast its local batch of
         ``train_batch_size // world_size`` pairs (docs/DISTRIBUTED.md).
     """
@@ -69,6 +77,8 @@ class SLMRec(MultiModalRecommender):
         self.fusion = check_choice("fusion", config["fusion"], FUSIONS)
         self.score_type = check_choice("score_type", config["score_type"], SCORE_TYPES)
         self.adj_type = check_choice("adj_type", config["adj_type"], ADJ_TYPES)
+        self.mask_train_positives = bool(config["mask_train_positives"])
+        self.logq_correction = bool(config["logq_correction"])
         if not self.modalities:
             raise FeatureError(
                 "SLMRec needs at least one modality, but the dataset declares none: add a "
@@ -102,6 +112,22 @@ class SLMRec(MultiModalRecommender):
         self.register_buffer(
             "norm_adj", self.build_adjacency(dataset, self.adj_type), persistent=False
         )
+
+        # the training pairs, to leave a user's own positives out of its in-batch negatives
+        if self.mask_train_positives:
+            inter = dataset.inter_matrix(form="coo")
+            indptr, indices = pair_index(
+                torch.from_numpy(inter.row), torch.from_numpy(inter.col), self.n_users
+            )
+            self.register_buffer("train_indptr", indptr, persistent=False)
+            self.register_buffer("train_indices", indices, persistent=False)
+        # an item's share of the training pairs: its probability of being an in-batch negative
+        if self.logq_correction:
+            counts = torch.bincount(train_item_ids(dataset), minlength=self.n_items)
+            counts = counts.clamp_(min=1)
+            self.register_buffer(
+                "item_log_share", (counts / counts.sum()).log().float(), persistent=False
+            )
 
         # dense features propagated once: the propagation is linear, so a modality view is
         # S [E_u; 0] + (S [0; X_m]) W_m + (S [0; 1]) b_m, with S the LightGCN read-out operator
@@ -318,7 +344,19 @@ class SLMRec(MultiModalRecommender):
         user_e, item_e, zi = self.encode(users, items)
 
         # in-batch InfoNCE on cosine similarity
-        loss = info_nce(F.normalize(user_e, dim=1), F.normalize(item_e, dim=1), self.temp)
+        exclude = offset = None
+        if self.mask_train_positives:
+            index = (self.train_indptr, self.train_indices)
+            exclude = accidental_hits(index, self.n_items, users, items)
+        if self.logq_correction:
+            offset = -self.item_log_share[items]
+        loss = info_nce(
+            F.normalize(user_e, dim=1),
+            F.normalize(item_e, dim=1),
+            self.temp,
+            exclude=exclude,
+            column_offset=offset,
+        )
         if self.ssl_task != "none" and self.ssl_alpha > 0:
             loss = loss + self.ssl_alpha * self.ssl_loss(zi, users, items)
         return loss
