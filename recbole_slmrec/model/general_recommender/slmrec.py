@@ -53,9 +53,12 @@ class SLMRec(MultiModalRecommender):
         vectors once at start-up, so they never learned.
         Models are selected on the validation split: the reference stopped on the test set.
         ``ssl_task: none`` (or ``ssl_alpha`` 0) trains the main loss alone, for ablations.
-        ``mask_train_positives`` (off by default, as in the reference) leaves out of each
-        user's in-batch negatives the items it has in the training set: on dense data many
-        in-batch "negatives" are the user's own positives (docs/BENCHMARK.md measures this).
+        Two corrections of the in-batch InfoNCE, both off by default as in the reference:
+        ``logq_correction`` subtracts from each column's logits the log of its item's share of
+        the training pairs (the probability that the batch draws it), so popular items are not
+        penalised for being negatives more often; ``mask_train_positives`` leaves out of each
+        user's negatives the items it has in the training set, which on dense data are many
+        (docs/BENCHMARK.md).
         With several processes, each rank's in-batch losses contrast its local batch of
         ``train_batch_size // world_size`` pairs (docs/DISTRIBUTED.md).
     """
