@@ -302,7 +302,7 @@ def write_report(outcome: Outcome) -> dict[str, str]:
 
     runs = [
         {
-            "run_id": rid,
+            "run_id": record["run_id"],
             "label": record["label"],
             "model": record["spec"]["model"],
             "seed": record["spec"]["seed"],

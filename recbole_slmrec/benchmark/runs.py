@@ -6,6 +6,11 @@ per-model configuration files (by content), the seed, the dataset and the budget
 run is stored as ``<output>/runs/<run id>.json``, written atomically; a later benchmark with
 the same specification reads that file instead of training again.
 
+A run is recognised by its *key* (:func:`run_key`): the specification less where its files
+lie. Once the dataset folder's digest is known, the folder's path leaves the key, and a
+configuration file enters it by content only, so a benchmark copied to another machine, or
+resumed with another ``--data_path`` holding the same files, reuses its finished runs.
+
 Each run trains in a fresh process (``multiprocessing`` with the ``spawn`` start method), so
 that runs share no state and the peak resident memory of that process is the run's own.
 """
@@ -138,11 +143,28 @@ def run_config(spec: dict[str, Any], checkpoint_dir: str) -> dict[str, Any]:
     }
 
 
+def run_key(spec: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a run: its specification without the paths of its inputs.
+
+    The dataset folder's path is left out when the dataset's digest is known (the digest
+    identifies the data; without it the path is all there is), and each configuration file is
+    kept by its digest alone.
+    """
+    key = dict(spec)
+    if key.get("dataset_sha256"):
+        key.pop("data_path", None)
+    key["config_files"] = [file["sha256"] for file in spec.get("config_files", [])]
+    return key
+
+
+def _key_text(spec: dict[str, Any]) -> str:
+    return json.dumps(run_key(spec), sort_keys=True, separators=(",", ":"))
+
+
 def run_id(label: str, spec: dict[str, Any]) -> str:
-    """A file-name-safe id: the row label, the learning rate if set, the seed and a digest."""
-    digest = hashlib.sha256(
-        json.dumps(spec, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    ).hexdigest()[:12]
+    """A file-name-safe id: the row label, the learning rate if set, the seed and a digest
+    of the run's key (:func:`run_key`)."""
+    digest = hashlib.sha256(_key_text(spec).encode("utf-8")).hexdigest()[:12]
     lr = spec["variant"].get("learning_rate")
     name = _UNSAFE.sub("_", label).strip("_")
     lr_part = f"-lr{lr:g}" if lr is not None else ""
@@ -170,26 +192,63 @@ class RunStore:
     def __init__(self, folder: str):
         self.folder = folder
         os.makedirs(folder, exist_ok=True)
+        #: run key text -> record file, of the records filed under another name
+        self._index: dict[str, str] | None = None
 
     def path(self, rid: str) -> str:
         """The record file of run ``rid``."""
         return os.path.join(self.folder, f"{rid}.json")
 
-    def load(self, rid: str, spec: dict[str, Any]) -> dict[str, Any] | None:
-        """The stored record of run ``rid`` if it exists and has the same specification."""
-        path = self.path(rid)
-        if not os.path.isfile(path):
-            return None
+    @staticmethod
+    def _read(path: str) -> dict[str, Any] | None:
         try:
             with open(path, encoding="utf-8") as f:
                 record = json.load(f)
         except (OSError, ValueError) as error:
             getLogger().warning(f"Unreadable run file {path} ({error}); the run is done again")
             return None
-        if record.get("spec") != spec or "result" not in record:
-            getLogger().warning(f"Run file {path} holds another run; the run is done again")
+        if not isinstance(record, dict) or not isinstance(record.get("spec"), dict):
+            getLogger().warning(f"Run file {path} holds no run specification; it is ignored")
             return None
         return record
+
+    def _filed_elsewhere(self, spec: dict[str, Any]) -> str | None:
+        """The file of a finished run with ``spec``'s key stored under another name.
+
+        Such a record was written under an older id: by a benchmark whose data lay in another
+        folder, or by an earlier version of the run id.
+        """
+        if self._index is None:
+            self._index = {}
+            for name in sorted(os.listdir(self.folder)):
+                path = os.path.join(self.folder, name)
+                if not name.endswith(".json") or not os.path.isfile(path):
+                    continue
+                record = self._read(path)
+                if record is not None and "result" in record:
+                    self._index.setdefault(_key_text(record["spec"]), path)
+        return self._index.get(_key_text(spec))
+
+    def load(self, rid: str, spec: dict[str, Any]) -> dict[str, Any] | None:
+        """The stored record of the run with ``spec``'s key, if one was finished.
+
+        The record is looked for under the id ``rid`` first, then among the folder's other
+        records.
+        """
+        path = self.path(rid)
+        if os.path.isfile(path):
+            record = self._read(path)
+            if record is None:
+                return None
+            if "result" in record and _key_text(record["spec"]) == _key_text(spec):
+                return record
+            getLogger().warning(f"Run file {path} holds another run; the run is done again")
+            return None
+        other = self._filed_elsewhere(spec)
+        if other is None:
+            return None
+        getLogger().info(f"Run {rid} found under an earlier id: {other}")
+        return self._read(other)
 
     def save(self, rid: str, label: str, spec: dict[str, Any], result: dict[str, Any]) -> dict:
         """Store a finished run; returns its record."""

@@ -306,7 +306,8 @@ class Benchmark:
         if record is not None:
             record = self._unless_stale(row, spec, rid, record)
         if record is not None:
-            logger.info(f"{prefix}: skipped, finished earlier ({self.store.path(rid)})")
+            where = self.store.path(record.get("run_id", rid))
+            logger.info(f"{prefix}: skipped, finished earlier ({where})")
             self.records[rid] = record
             return record
         os.makedirs(self.log_root, exist_ok=True)
@@ -351,7 +352,8 @@ class Benchmark:
             return record
         details = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changed.items())
         getLogger().warning(
-            f"Run file {self.store.path(rid)} was trained with other settings ({details}); "
+            f"Run file {self.store.path(record.get('run_id', rid))} was trained with other "
+            f"settings ({details}); "
             "the run is done again"
         )
         return None
