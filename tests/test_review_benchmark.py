@@ -109,3 +109,17 @@ def test_run_key_leaves_out_input_paths_once_the_data_digest_is_known(tmp_path):
     assert rid("/a", one, None) != rid("/b", one, None)
     two.write_text("embedding_size: 16\n")
     assert rid("/a", one, "d1") != rid("/a", two, "d1")
+
+
+def test_a_malformed_run_file_beside_the_records_is_ignored(tmp_path, caplog):
+    data_path = tmp_path / "data"
+    write_tiny_dataset(data_path, seed=0)
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)
+    (out / "runs" / "odd.json").write_text(json.dumps({"spec": {"config_files": 3}, "result": {}}))
+    (out / "runs" / "list.json").write_text("[1, 2]")
+    (out / "runs" / "cut.json").write_text('{"spec": {"mod')
+    trained: list = []
+    Benchmark(options_for(data_path, out), counting_executor(trained)).run()
+    assert len(trained) == 1
+    assert "holds no run specification" in caplog.text and "Unreadable run file" in caplog.text

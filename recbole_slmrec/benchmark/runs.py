@@ -153,7 +153,9 @@ def run_key(spec: dict[str, Any]) -> dict[str, Any]:
     key = dict(spec)
     if key.get("dataset_sha256"):
         key.pop("data_path", None)
-    key["config_files"] = [file["sha256"] for file in spec.get("config_files", [])]
+    files = spec.get("config_files", [])
+    if isinstance(files, list):
+        key["config_files"] = [f.get("sha256") if isinstance(f, dict) else f for f in files]
     return key
 
 
