@@ -194,8 +194,8 @@ class RunStore:
     def __init__(self, folder: str):
         self.folder = folder
         os.makedirs(folder, exist_ok=True)
-        #: run key text -> record file, of the records filed under another name
-        self._index: dict[str, str] | None = None
+        #: run key text -> finished record, for the records filed under another name
+        self._index: dict[str, dict[str, Any]] | None = None
 
     def path(self, rid: str) -> str:
         """The record file of run ``rid``."""
@@ -214,8 +214,8 @@ class RunStore:
             return None
         return record
 
-    def _filed_elsewhere(self, spec: dict[str, Any]) -> str | None:
-        """The file of a finished run with ``spec``'s key stored under another name.
+    def _filed_elsewhere(self, spec: dict[str, Any]) -> dict[str, Any] | None:
+        """The finished record with ``spec``'s key stored under another name.
 
         Such a record was written under an older id: by a benchmark whose data lay in another
         folder, or by an earlier version of the run id.
@@ -228,7 +228,7 @@ class RunStore:
                     continue
                 record = self._read(path)
                 if record is not None and "result" in record:
-                    self._index.setdefault(_key_text(record["spec"]), path)
+                    self._index.setdefault(_key_text(record["spec"]), record)
         return self._index.get(_key_text(spec))
 
     def load(self, rid: str, spec: dict[str, Any]) -> dict[str, Any] | None:
@@ -246,11 +246,10 @@ class RunStore:
                 return record
             getLogger().warning(f"Run file {path} holds another run; the run is done again")
             return None
-        other = self._filed_elsewhere(spec)
-        if other is None:
-            return None
-        getLogger().info(f"Run {rid} found under an earlier id: {other}")
-        return self._read(other)
+        record = self._filed_elsewhere(spec)
+        if record is not None:
+            getLogger().info(f"Run {rid} found under an earlier id: {record.get('run_id')}")
+        return record
 
     def save(self, rid: str, label: str, spec: dict[str, Any], result: dict[str, Any]) -> dict:
         """Store a finished run; returns its record."""
