@@ -408,60 +408,9 @@ def test_command_trains_each_run_in_its_own_process(data_path, tmp_path, monkeyp
     record = json.loads(record_file.read_text())
     result = record["result"]
     assert result["peak_rss_mib"] > 10
-    # the run's process timed the speed probe before training
-    assert result["speed_probe"]["spmm_ms"] > 0 and result["speed_probe"]["dense_gflops"] > 0
     assert result["process_time_s"] >= result["wall_time_s"] > 0
     assert result["model_file"].startswith(str(out / "checkpoints" / record["run_id"]))
     assert os.path.isfile(result["model_file"])
     log = (out / "logs" / f"{record['run_id']}.log").read_text()
     assert "test result" in log
     assert "| `BPR` |" in capsys.readouterr().out
-
-
-def test_speed_probe_figures():
-    probe = runs.speed_probe(repeats=2)
-    assert set(probe) == {"dense_gflops", "spmm_ms"}
-    # finite, positive and in a physically possible range for one CPU or GPU host
-    assert 0.01 < probe["dense_gflops"] < 1e6
-    assert 1e-4 < probe["spmm_ms"] < 1e4
-
-
-def probed_executor(spmm_ms_by_seed: dict[int, float | None]) -> runs.Executor:
-    """Made-up results, each with the probe figure of its seed (``None``: no probe)."""
-
-    def fake(spec: dict, checkpoint_dir: str, log_file: str) -> dict:
-        result = fake_result(0.5, 0.4)
-        spmm = spmm_ms_by_seed[spec["seed"]]
-        if spmm is not None:
-            result["speed_probe"] = {"spmm_ms": spmm, "dense_gflops": 100.0 / spmm}
-        return result
-
-    return fake
-
-
-@pytest.mark.parametrize(
-    ("probes", "expected", "absent"),
-    [
-        ({1: 10.0, 2: 11.0}, "within a factor 1.10", "The probes differ"),
-        ({1: 10.0, 2: 15.0}, "slowest sparse product took 1.50 times", "within a factor"),
-        ({1: 10.0, 2: None}, "1 of the table's 2 runs have no probe", "The probes differ"),
-        ({1: None, 2: None}, "No run of the table recorded a speed probe", "| runs probed |"),
-    ],
-)
-def test_report_says_whether_timings_compare(data_path, tmp_path, probes, expected, absent):
-    options = options_for(data_path, tmp_path / "out", "--models=BPR", "--seeds=1,2")
-    outcome = Benchmark(options, execute=probed_executor(probes)).run()
-    paths = write_report(outcome)
-    markdown = Path(paths["markdown"]).read_text(encoding="utf-8")
-    assert "## Machine speed" in markdown
-    assert expected in markdown and absent not in markdown
-    row = read_csv(Path(paths["csv"]))["BPR"]
-    known = [value for value in probes.values() if value is not None]
-    assert int(row["probed_runs"]) == len(known)
-    if known:
-        assert float(row["probe_spmm_ms"]) == pytest.approx(statistics.fmean(known))
-        gflops = statistics.fmean(100.0 / value for value in known)
-        assert float(row["probe_dense_gflops"]) == pytest.approx(gflops)
-        assert f"| `BPR` | {len(known)} of 2 | {statistics.fmean(known):.2f} |" in markdown
-    else:
-        assert row["probe_spmm_ms"] == ""

@@ -46,12 +46,7 @@ CSV_COLUMNS = [
     "eval_s_per_eval",
     "peak_rss_mib",
     "wall_s",
-    "probed_runs",
-    "probe_spmm_ms",
-    "probe_dense_gflops",
 ]
-#: Runs whose sparse probes differ by more than this factor ran on machines of other speeds.
-PROBE_TOLERANCE = 1.2
 PLOT_EPOCH = "valid_recall20_by_epoch.png"
 PLOT_TIME = "valid_recall20_by_time.png"
 
@@ -90,10 +85,6 @@ def summarise(label: str, records: list[dict]) -> dict[str, Any]:
     summary["eval_s_per_eval"] = mean_std(eval_times)[0]
     summary["peak_rss_mib"] = max((result["peak_rss_mib"] for result in results), default=None)
     summary["wall_s"] = mean_std([result["wall_time_s"] for result in results])[0]
-    probes = [result["speed_probe"] for result in results if result.get("speed_probe")]
-    summary["probed_runs"] = len(probes)
-    summary["probe_spmm_ms"] = mean_std([probe["spmm_ms"] for probe in probes])[0]
-    summary["probe_dense_gflops"] = mean_std([probe["dense_gflops"] for probe in probes])[0]
     return summary
 
 
@@ -207,58 +198,6 @@ def _notes(outcome: Outcome) -> list[str]:
     return notes
 
 
-def speed_lines(outcome: Outcome, summaries: list[dict[str, Any]]) -> list[str]:
-    """The speed probes of the table's runs, and whether their timings compare."""
-    lines = ["## Machine speed", ""]
-    probes = [
-        record["result"]["speed_probe"]["spmm_ms"]
-        for row in outcome.table_runs.values()
-        for record in row
-        if record["result"].get("speed_probe")
-    ]
-    runs = sum(len(row) for row in outcome.table_runs.values())
-    if not probes:
-        lines.append(
-            "No run of the table recorded a speed probe (they were trained before the probe "
-            "existed): s/epoch, s/eval and wall time compare only between runs known to share "
-            "a machine."
-        )
-        return lines
-    lines += [
-        "Each run timed a fixed sparse-by-dense product (one propagation layer of a "
-        "16384-node graph, 64 columns) and a 512 x 512 dense product before training.",
-        "",
-        "| Model | runs probed | sparse product (ms) | dense GFLOP/s |",
-        "|---|---|---|---|",
-    ]
-    for row in summaries:
-        probed = row["probed_runs"]
-        cells = [f"`{row['model']}`", f"{probed} of {row['seeds']}"]
-        if probed:
-            cells += [f"{row['probe_spmm_ms']:.2f}", f"{row['probe_dense_gflops']:.1f}"]
-        else:
-            cells += ["–", "–"]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    spread = max(probes) / min(probes)
-    if spread > PROBE_TOLERANCE:
-        lines.append(
-            f"**The probes differ**: the slowest sparse product took {spread:.2f} times the "
-            "fastest. Compare s/epoch, s/eval and wall time only between rows of similar "
-            "probe figures."
-        )
-    else:
-        lines.append(
-            f"The probed runs' sparse products lie within a factor {spread:.2f} of each other."
-        )
-    if len(probes) < runs:
-        lines.append(
-            f"{runs - len(probes)} of the table's {runs} runs have no probe (trained before "
-            "the probe existed); their timings may come from another machine."
-        )
-    return lines
-
-
 def _selection_lines(outcome: Outcome) -> list[str]:
     lines = [
         "## Learning-rate selection (validation only)",
@@ -348,7 +287,6 @@ def write_report(outcome: Outcome) -> dict[str, str]:
 
     lines = [f"# Benchmark on `{outcome.options.dataset}`", "", *markdown_table(summaries), ""]
     lines += [f"- {note}" for note in _notes(outcome)]
-    lines += ["", *speed_lines(outcome, summaries)]
     if outcome.selection:
         lines += ["", *_selection_lines(outcome)]
     if outcome.failures:

@@ -13,9 +13,6 @@ resumed with another ``--data_path`` holding the same files, reuses its finished
 
 Each run trains in a fresh process (``multiprocessing`` with the ``spawn`` start method), so
 that runs share no state and the peak resident memory of that process is the run's own.
-Before training, the process times two small fixed workloads (:func:`speed_probe`) and stores
-the figures in the run's record: timings of runs whose probes differ compare machines, not
-models.
 """
 
 from __future__ import annotations
@@ -33,11 +30,8 @@ from logging import getLogger
 from time import perf_counter
 from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
 import torch
 
-from recbole_slmrec.model.graph import to_torch_csr
 from recbole_slmrec.quick_start import run
 
 RUN_FORMAT = 1
@@ -277,49 +271,6 @@ def peak_rss_mib() -> float:
     return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
-#: The speed probe's fixed work: a dense product of two ``PROBE_DENSE``-square matrices, and
-#: the product of a sparse ``PROBE_NODES``-square matrix with ``PROBE_NNZ`` entries and a
-#: ``PROBE_NODES x PROBE_WIDTH`` block (one LightGCN layer of a small graph).
-PROBE_DENSE = 512
-PROBE_NODES, PROBE_NNZ, PROBE_WIDTH = 16384, 262144, 64
-
-
-def speed_probe(repeats: int = 5) -> dict[str, float]:
-    """This machine's speed now, at torch's current thread count, in well under a second.
-
-    Each workload is run once to warm up, then timed ``repeats`` times; the fastest time is
-    kept, so a short stall does not count, while a machine that is slower, or shared with
-    another busy process for the whole probe, shows.
-
-    Returns:
-        ``dense_gflops``: the dense product's rate (bound by arithmetic), and ``spmm_ms``:
-        the time of one sparse-by-dense product (bound by memory, like graph propagation).
-    """
-    generator = torch.Generator().manual_seed(0)
-    left = torch.randn(PROBE_DENSE, PROBE_DENSE, generator=generator)
-    right = torch.randn(PROBE_DENSE, PROBE_DENSE, generator=generator)
-    block = torch.randn(PROBE_NODES, PROBE_WIDTH, generator=generator)
-    rows, cols = np.random.default_rng(0).integers(0, PROBE_NODES, (2, PROBE_NNZ))
-    ones = np.ones(PROBE_NNZ, dtype=np.float32)
-    matrix = sp.csr_matrix((ones, (rows, cols)), shape=(PROBE_NODES, PROBE_NODES))
-    sparse = to_torch_csr(matrix)  # the format of the models' propagation
-
-    def fastest(fn: Callable[[], Any], calls: int) -> float:
-        fn()
-        times = []
-        for _ in range(repeats):
-            start = perf_counter()
-            for _ in range(calls):
-                fn()
-            times.append((perf_counter() - start) / calls)
-        return min(times)
-
-    with torch.no_grad():
-        dense_s = fastest(lambda: left @ right, 8)
-        spmm_s = fastest(lambda: torch.sparse.mm(sparse, block), 4)
-    return {"dense_gflops": 2 * PROBE_DENSE**3 / dense_s / 1e9, "spmm_ms": spmm_s * 1e3}
-
-
 def plain_config(config: Any) -> dict[str, Any]:
     """A configuration's final settings as JSON types, as a run's record stores them."""
     return json.loads(json.dumps(dict(config.final_config_dict), default=str))
@@ -335,11 +286,10 @@ def train(spec: dict[str, Any], checkpoint_dir: str) -> dict[str, Any]:
     Returns:
         The validation and test results at the best validation epoch, the best epoch, the
         per-epoch history, the checkpoint file, the wall time of ``run`` (data loading,
-        training and test), this process's peak RSS, torch's thread count, the device, the
-        final configuration and the :func:`speed_probe` taken before training.
+        training and test), this process's peak RSS, torch's thread count, the device and the
+        final configuration.
     """
     os.makedirs(checkpoint_dir, exist_ok=True)
-    probe = speed_probe()
     start = perf_counter()
     result = run(
         spec["model"],
@@ -362,7 +312,6 @@ def train(spec: dict[str, Any], checkpoint_dir: str) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "device": config.get("device"),
         "config": config,
-        "speed_probe": probe,
     }
 
 
