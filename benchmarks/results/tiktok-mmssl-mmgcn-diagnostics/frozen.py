@@ -1,0 +1,31 @@
+"""Diagnostic: MMGCN with its ID embeddings and user preferences frozen at their random start.
+
+Takes the benchmark command's options and trains in this process (the benchmark's default
+executor would spawn a process without the patch). Not part of the package.
+"""
+
+import sys
+
+from recbole_slmrec.benchmark import cli, runs
+from recbole_slmrec.benchmark.report import write_report
+from recbole_slmrec.benchmark.suite import Benchmark
+from recbole_slmrec.model.general_recommender import mmgcn
+
+_reset = mmgcn.MMGCN.reset_parameters
+
+
+def reset_frozen(self) -> None:
+    _reset(self)
+    self.id_embedding.requires_grad_(False)
+    for graph in self.graphs.values():
+        graph.preference.requires_grad_(False)
+
+
+def in_process(spec: dict, checkpoint_dir: str, log_file: str) -> dict:
+    return runs.train(spec, checkpoint_dir)
+
+
+if __name__ == "__main__":
+    mmgcn.MMGCN.reset_parameters = reset_frozen
+    options = cli.make_options(cli.build_parser(), sys.argv[1:])
+    write_report(Benchmark(options, execute=in_process).run())
