@@ -414,3 +414,16 @@ def test_command_trains_each_run_in_its_own_process(data_path, tmp_path, monkeyp
     log = (out / "logs" / f"{record['run_id']}.log").read_text()
     assert "test result" in log
     assert "| `BPR` |" in capsys.readouterr().out
+
+
+def test_command_trains_with_the_executor_it_is_given(data_path, tmp_path, capsys):
+    seen = []
+
+    def fake(spec, checkpoint_dir, log_file):
+        seen.append(spec["seed"])
+        return fake_result(0.5, 0.4)
+
+    argv = ["--dataset", TINY_NAME, f"--data_path={data_path}", f"--output_dir={tmp_path}"]
+    assert cli.main([*argv, "--models=BPR", "--seeds=3,4"], execute=fake) == 0
+    assert seen == [3, 4]
+    assert "| `BPR` |" in capsys.readouterr().out

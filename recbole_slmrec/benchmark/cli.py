@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from recbole_slmrec.benchmark.report import write_report
-from recbole_slmrec.benchmark.runs import DERIVED_KEYS, PROTOCOL
+from recbole_slmrec.benchmark.runs import DERIVED_KEYS, PROTOCOL, Executor, train_in_subprocess
 from recbole_slmrec.benchmark.suite import (
     ABLATION_GROUPS,
     ABLATION_MODEL,
@@ -206,8 +206,12 @@ def make_options(parser: argparse.ArgumentParser, argv: list[str]) -> Options:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, execute: Executor = train_in_subprocess) -> int:
     """Run the benchmark command line ``argv`` (default ``sys.argv[1:]``).
+
+    ``execute`` trains one run (see :class:`Benchmark`); the default trains each in a fresh
+    process. A diagnostic script that patches a model passes one that trains in its own
+    process, so that the patch applies.
 
     Returns:
         0 when every run finished, 1 when some produced no result; 2 (through
@@ -223,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             datefmt="%d %b %H:%M:%S",
         )
     try:
-        outcome = Benchmark(options).run()
+        outcome = Benchmark(options, execute).run()
     except (*USER_ERRORS, BenchmarkError) as error:
         parser.exit(2, f"{PROG}: error: {error}\n")
     paths = write_report(outcome)

@@ -1,14 +1,14 @@
 """Diagnostic: MMGCN with its ID embeddings and user preferences frozen at their random start.
 
-Takes the benchmark command's options and trains in this process (the benchmark's default
-executor would spawn a process without the patch). Not part of the package.
+Takes the benchmark command's options and runs the command, training in this process (the
+default trains each run in a fresh process, which would not have the patch). Not part of the
+package.
 """
 
 import sys
 
-from recbole_slmrec.benchmark import cli, runs
-from recbole_slmrec.benchmark.report import write_report
-from recbole_slmrec.benchmark.suite import Benchmark
+from recbole_slmrec.benchmark import runs
+from recbole_slmrec.benchmark.cli import main
 from recbole_slmrec.model.general_recommender import mmgcn
 
 _reset = mmgcn.MMGCN.reset_parameters
@@ -27,5 +27,4 @@ def in_process(spec: dict, checkpoint_dir: str, log_file: str) -> dict:
 
 if __name__ == "__main__":
     mmgcn.MMGCN.reset_parameters = reset_frozen
-    options = cli.make_options(cli.build_parser(), sys.argv[1:])
-    write_report(Benchmark(options, execute=in_process).run())
+    sys.exit(main(execute=in_process))
