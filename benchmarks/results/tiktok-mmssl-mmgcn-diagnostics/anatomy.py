@@ -23,6 +23,10 @@ The variants:
   its embeddings were not parameters);
 * ``reg_weight_10``: a hundred times the table's embedding penalty;
 * ``lr_1e-4``: the reference's MovieLens learning rate;
+* ``widen_256``: every modality's items projected to 256 by a learned linear layer (and the
+  preferences 256 wide), as the peer toolbox does with the visual features;
+* ``peer_init``: the peer toolbox's initialisation: the aggregation weights uniform in
+  ``+-1/sqrt(d_in)``, the other linear weights Xavier-normal;
 * ``LightGCN_lr_1e-2``: RecBole's LightGCN as the table selected it, for contrast (its
   training-pair AUCs are left out: they need MMGCN's graph).
 
@@ -45,8 +49,10 @@ import torch
 from matplotlib.figure import Figure
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_trainer, init_seed
+from torch import nn
 
 from recbole_slmrec.benchmark.runs import PROTOCOL, QUIET, write_json_atomic
+from recbole_slmrec.model.general_recommender.mmgcn import MMGCNLayer
 from recbole_slmrec.model.graph import normalized_adjacency, to_torch_csr
 from recbole_slmrec.quick_start import prepare_config
 from recbole_slmrec.utils import get_model
@@ -57,6 +63,8 @@ VARIANTS = {
     "layer_wd_0.1": {"layer_wd": 0.1},
     "reg_weight_10": {"config": {"reg_weight": 10.0}},
     "lr_1e-4": {"config": {"learning_rate": 1e-4}},
+    "widen_256": {"widen": 256},
+    "peer_init": {"peer_init": True},
     "LightGCN_lr_1e-2": {"model": "LightGCN", "config": {"learning_rate": 1e-2}},
 }
 K = 20
@@ -101,6 +109,26 @@ def patch_edge_out(model, train_keys: np.ndarray) -> None:
             model.adj = full
 
     model.calculate_loss = calculate_loss
+
+
+def widen(model, width: int) -> None:
+    """Projects every modality's items to ``width`` (preferences and first layer to match)."""
+    for name, graph in model.graphs.items():
+        old = graph.layers[0]
+        graph.projection = nn.Linear(model.modality_widths[name], width)
+        graph.preference = nn.Parameter(torch.empty(model.n_users, width))
+        graph.layers[0] = MMGCNLayer(width, old.skip.out_features, old.combination)
+    model.reset_parameters()
+
+
+def peer_init(model) -> None:
+    """Aggregation weights uniform in ``+-1/sqrt(d_in)``, other linear weights Xavier-normal."""
+    for module in model.modules():
+        if isinstance(module, MMGCNLayer):
+            bound = module.conv.in_features**-0.5
+            nn.init.uniform_(module.conv.weight, -bound, bound)
+            nn.init.xavier_normal_(module.skip.weight)
+            nn.init.xavier_normal_(module.combine.weight)
 
 
 def patch_layer_wd(model, weight_decay: float) -> None:
@@ -219,6 +247,10 @@ def run_variant(name: str, variant: dict, args, base: dict):
     model = get_model(model_name)(config, train_data._dataset)
     train_csr = train_data._dataset.inter_matrix(form="csr").astype(np.float32)
     valid_csr = valid_data._dataset.inter_matrix(form="csr").astype(np.float32)
+    if variant.get("widen"):
+        widen(model, variant["widen"])
+    if variant.get("peer_init"):
+        peer_init(model)
     if variant.get("edge_out"):
         patch_edge_out(model, edge_keys(train_csr, model.n_items))
     if variant.get("layer_wd"):
