@@ -53,7 +53,6 @@ from torch import nn
 
 from recbole_slmrec.benchmark.runs import PROTOCOL, QUIET, write_json_atomic
 from recbole_slmrec.model.general_recommender.mmgcn import MMGCNLayer
-from recbole_slmrec.model.graph import normalized_adjacency, to_torch_csr
 from recbole_slmrec.quick_start import prepare_config
 from recbole_slmrec.utils import get_model
 
@@ -70,14 +69,6 @@ VARIANTS = {
 K = 20
 N_PAIRS = 5000
 N_NEGATIVES = 20
-
-
-def aggregation_matrix(model, inter: sp.coo_matrix) -> torch.Tensor:
-    """MMGCN's aggregation matrix (``D^-1 A`` or ``A``) of the interactions ``inter``."""
-    adj = normalized_adjacency(inter, model.n_users, model.n_items, "mean")
-    if model.aggregation == "add":
-        adj.data[:] = 1.0
-    return to_torch_csr(adj)
 
 
 def edge_keys(inter: sp.spmatrix, n_items: int) -> np.ndarray:
@@ -100,8 +91,8 @@ def patch_edge_out(model, train_keys: np.ndarray) -> None:
         keep = np.ones(len(train_keys), dtype=bool)
         keep[np.searchsorted(train_keys, users * model.n_items + items)] = False
         full = model.adj
-        model.adj = aggregation_matrix(
-            model, keys_to_coo(train_keys[keep], model.n_users, model.n_items)
+        model.adj = model.aggregation_of(
+            keys_to_coo(train_keys[keep], model.n_users, model.n_items)
         )
         try:
             return loss(interaction)
@@ -161,7 +152,7 @@ class Probe:
         kept = (coo.row[keep], coo.col[keep])
         reduced = sp.coo_matrix((coo.data[keep], kept), shape=(n_users, n_items))
         self.graph_model = hasattr(model, "adj")
-        self.reduced_adj = aggregation_matrix(model, reduced) if self.graph_model else None
+        self.reduced_adj = model.aggregation_of(reduced) if self.graph_model else None
         vcoo = valid_csr.tocoo()
         self.valid_pairs = (vcoo.row, vcoo.col)
         self.negatives = rng.integers(1, n_items, size=(max(N_PAIRS, vcoo.nnz), N_NEGATIVES))

@@ -209,16 +209,21 @@ class MMGCN(MultiModalRecommender):
         self.reset_parameters()
 
     def aggregation_matrix(self, dataset) -> torch.Tensor:
+        """The aggregation matrix of ``dataset``'s interactions (see :meth:`aggregation_of`)."""
+        return self.aggregation_of(dataset.inter_matrix(form="coo").astype("float32"))
+
+    def aggregation_of(self, inter) -> torch.Tensor:
         """The ``(n_users + n_items)`` square sparse matrix that aggregates neighbours.
 
         ``mean`` is the row-normalised adjacency ``D^-1 A``; ``add`` is the binary adjacency
         ``A`` (the same sparsity pattern, every entry 1). Neither has self-loops.
+
+        Args:
+            inter: ``n_users x n_items`` interactions (scipy sparse).
         """
-        if self.aggregation == "mean":
-            return self.build_adjacency(dataset, "mean")
-        inter = dataset.inter_matrix(form="coo").astype("float32")
         adj = normalized_adjacency(inter, self.n_users, self.n_items, "mean")
-        adj.data[:] = 1.0
+        if self.aggregation == "add":
+            adj.data[:] = 1.0
         return to_torch_csr(adj)
 
     def reset_parameters(self) -> None:
